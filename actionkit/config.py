@@ -1,0 +1,127 @@
+"""config.json: the architecture, the labels and the preprocessing contract that travel with weights.
+
+Every backend (PyTorch now; ONNX Runtime and TensorRT through export) preprocesses from this one
+description, the way timm's PretrainedCfg travels with its weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from actionkit.errors import CheckpointError
+from actionkit.models.i3d import MIN_FRAMES, I3DConfig
+
+FrameSampling = Literal["uniform", "consecutive"]
+FORMAT_VERSION = 1
+
+
+@dataclass
+class PreprocessConfig:
+    """How raw RGB frames become the model's input.
+
+    * ``frame_sampling="uniform"``: ``clip_len`` frames at ``linspace(0, T-1, clip_len).round()`` of
+      the video (DeepMind's evaluation); with ``num_clips`` K > 1 the video is cut into K equal
+      segments sampled that way.
+    * ``frame_sampling="consecutive"``: ``clip_len`` frames ``frame_stride`` apart; K clips with
+      evenly spaced starts (one centred clip when K = 1).
+
+    Videos shorter than a clip are looped. Frames are resized so the short side is
+    ``resize_short_side`` (bilinear, antialiased), centre-cropped to ``crop_size`` square and mapped
+    from [0, 255] to ``value_range``. Layout N×3×T×H×W, RGB.
+    """
+
+    clip_len: int = 64
+    frame_sampling: FrameSampling = "uniform"
+    frame_stride: int = 1
+    num_clips: int = 1
+    resize_short_side: int = 256
+    crop_size: int = 224
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    channel_order: str = "RGB"
+    layout: str = "NCTHW"
+
+    def __post_init__(self) -> None:
+        self.value_range = tuple(float(v) for v in self.value_range)  # type: ignore[assignment]
+        if self.clip_len < MIN_FRAMES:
+            raise ValueError(f"clip_len must be at least {MIN_FRAMES} for I3D, got {self.clip_len}")
+        if self.frame_sampling not in ("uniform", "consecutive"):
+            raise ValueError(f"frame_sampling must be 'uniform' or 'consecutive', got {self.frame_sampling!r}")
+        if self.frame_stride < 1 or self.num_clips < 1:
+            raise ValueError("frame_stride and num_clips must be at least 1")
+        if self.crop_size > self.resize_short_side:
+            raise ValueError(f"crop_size {self.crop_size} exceeds resize_short_side {self.resize_short_side}")
+
+
+@dataclass
+class ModelConfig:
+    """Everything in config.json: architecture, labels, preprocessing and provenance."""
+
+    model: I3DConfig = field(default_factory=I3DConfig)
+    id2label: dict[int, str] = field(default_factory=dict)
+    preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
+    source: dict[str, Any] = field(default_factory=dict)
+    license: str = "other"
+
+    def __post_init__(self) -> None:
+        if not self.id2label:
+            self.id2label = {i: f"class_{i}" for i in range(self.model.num_classes)}
+        if len(self.id2label) != self.model.num_classes:
+            raise ValueError(f"{len(self.id2label)} labels for a model with {self.model.num_classes} classes")
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.id2label[i] for i in range(len(self.id2label))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "library_name": "actionkit",
+            "model": self.model.to_dict(),
+            "id2label": {str(i): name for i, name in sorted(self.id2label.items())},
+            "preprocessing": {**asdict(self.preprocessing),
+                              "value_range": list(self.preprocessing.value_range)},
+            "license": self.license,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        return cls(
+            model=I3DConfig.from_dict(data["model"]),
+            id2label={int(i): str(name) for i, name in data["id2label"].items()},
+            preprocessing=PreprocessConfig(**data.get("preprocessing", {})),
+            source=dict(data.get("source", {})),
+            license=str(data.get("license", "other")),
+        )
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "ModelConfig":
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise CheckpointError(path, "config.json is missing") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(path, f"invalid config.json ({type(e).__name__}: {e})") from None
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """One class name per line; blank lines are ignored."""
+    path = Path(path)
+    try:
+        labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except OSError as e:
+        raise CheckpointError(path, f"cannot read labels file ({e.strerror})") from None
+    if len(set(labels)) != len(labels):
+        raise CheckpointError(path, "labels file has duplicate class names")
+    return labels
+
+
+def kinetics400_labels() -> list[str]:
+    """The Kinetics-400 class names in the order DeepMind's weights use (shipped with the package)."""
+    return read_labels(Path(__file__).with_name("resources") / "kinetics400.txt")

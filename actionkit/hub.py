@@ -1,0 +1,150 @@
+"""Hub-format model folders: config.json + model.safetensors + README.md (model card).
+
+``load_pretrained`` accepts a local folder, a checkpoint file (converted in memory) or a Hugging Face
+repo id, resolved through huggingface_hub's download functions (so its cache, ``revision=`` and
+``HF_HUB_OFFLINE=1`` work as usual). Loading is strict: a missing or unexpected tensor is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from actionkit.config import ModelConfig
+from actionkit.errors import CheckpointError, ModelNotFoundError
+from actionkit.model_card import render_model_card
+from actionkit.models.i3d import I3D
+from actionkit.state_dict import load_state_dict_strictly
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".pkl", ".pickle", ".bin")
+
+
+def model_config_of(model: I3D) -> ModelConfig:
+    """The config saved with ``model``: its ``pretrained_cfg`` (labels, preprocessing, source) with
+    the architecture as it is now."""
+    config: ModelConfig | None = getattr(model, "pretrained_cfg", None)
+    if config is None:
+        return ModelConfig(model=model.config)
+    if len(config.id2label) != model.num_classes:
+        raise ValueError(f"the model has {model.num_classes} classes but its config lists "
+                         f"{len(config.id2label)} labels: set model.pretrained_cfg.id2label")
+    config.model = model.config
+    return config
+
+
+def save_pretrained(model: I3D, directory: str | Path, config: ModelConfig | None = None,
+                    metrics: dict | None = None, repo_id: str | None = None) -> Path:
+    """Write config.json, model.safetensors and README.md into ``directory`` (created if needed).
+    Each file is written to a temporary name and renamed, so a crash never leaves half a file."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        model.pretrained_cfg = config  # type: ignore[attr-defined]
+    config = model_config_of(model)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    _write_atomically(directory / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+    _write_atomically(directory / CONFIG_NAME, config.save)
+    card = render_model_card(config, repo_id=repo_id, metrics=metrics)
+    _write_atomically(directory / CARD_NAME, lambda tmp: tmp.write_text(card, encoding="utf-8"))
+    return directory
+
+
+def _write_atomically(target: Path, write) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; saved models are ordinary files
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def load_folder(directory: Path, source: str | None = None) -> I3D:
+    """An I3D from a Hub-format folder (or the two files a Hub download resolved to)."""
+    return _build(directory / CONFIG_NAME, directory / WEIGHTS_NAME, source or str(directory))
+
+
+def _build(config_path: Path, weights_path: Path, source: str) -> I3D:
+    config = ModelConfig.load(config_path)
+    if not weights_path.is_file():
+        raise CheckpointError(source, f"{WEIGHTS_NAME} is missing")
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(weights_path, f"unreadable safetensors file ({e})") from None
+    model = I3D(config.model)
+    load_state_dict_strictly(model, state, weights_path)
+    model.pretrained_cfg = config  # type: ignore[attr-defined]
+    return model.eval()
+
+
+def _looks_like_local_path(source: str) -> bool:
+    return (source.startswith((".", "/", "~")) or source.lower().endswith(CHECKPOINT_SUFFIXES)
+            or source.count("/") != 1)
+
+
+def load_pretrained(source: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
+                    local_files_only: bool = False, token: str | bool | None = None) -> I3D:
+    """An I3D (in eval mode, with ``pretrained_cfg``) from a Hub folder, a DeepMind / pytorch-i3d
+    checkpoint file, or a Hugging Face repo id (``org/name``)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return load_folder(path)
+    if path.is_file():
+        from actionkit.convert import checkpoint_to_model  # checkpoint files are converted in memory
+        return checkpoint_to_model(path)
+    source = str(source)
+    if _looks_like_local_path(source):
+        raise ModelNotFoundError(source, "no such file or folder (and not a Hub repo id of the form org/name)")
+    return _download(source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+
+
+def _download(repo_id: str, **kwargs) -> I3D:
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, HFValidationError,
+                                        LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+    try:
+        config_path = hf_hub_download(repo_id, CONFIG_NAME, **kwargs)
+        weights_path = hf_hub_download(repo_id, WEIGHTS_NAME, **kwargs)
+    except LocalEntryNotFoundError:
+        offline = constants.HF_HUB_OFFLINE or kwargs.get("local_files_only")
+        why = "not in the local Hugging Face cache and offline mode is on" if offline else \
+            "not in the local Hugging Face cache and the Hub could not be reached"
+        raise ModelNotFoundError(repo_id, f"no such local folder; as a Hub repo id: {why}") from None
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError, HFValidationError) as e:
+        raise ModelNotFoundError(repo_id, f"not found on the Hugging Face Hub ({type(e).__name__})") from None
+    except HfHubHTTPError as e:
+        raise ModelNotFoundError(repo_id, f"Hub request failed ({e})") from None
+    return _build(Path(config_path), Path(weights_path), repo_id)
+
+
+def push_to_hub(model: I3D, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
+                revision: str | None = None, commit_message: str = "Upload I3D model with actionkit",
+                metrics: dict | None = None) -> str:
+    """Upload exactly the folder :func:`save_pretrained` writes to ``repo_id`` (created if missing).
+    Returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    with tempfile.TemporaryDirectory(prefix="actionkit-push-") as tmp:
+        save_pretrained(model, tmp, metrics=metrics, repo_id=repo_id)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=revision,
+                                 commit_message=commit_message)
+    return str(getattr(info, "commit_url", info))
