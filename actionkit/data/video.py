@@ -1,0 +1,136 @@
+"""Decoding videos with PyAV into uint8 RGB frames, with errors that name the file and the problem."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from actionkit.errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoError, VideoNotFoundError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".gif",
+                            ".flv", ".wmv", ".3gp", ".ts", ".ogv"})
+
+# A video decoding to fewer frames than this share of what its header declares is truncated. (Headers
+# are often off by a frame or two, e.g. AVI files with packed B-frames, so equality is not required.)
+TRUNCATION_RATIO = 0.9
+
+# Leading bytes of containers we know are video: a file that starts like one but fails to open is
+# truncated or damaged rather than "not a video".
+_CONTAINER_SIGNATURES = (
+    (4, b"ftyp"), (4, b"moov"), (4, b"mdat"), (4, b"free"), (4, b"wide"),  # MP4 / MOV
+    (0, b"RIFF"), (0, b"GIF8"), (0, b"\x1a\x45\xdf\xa3"),  # AVI, GIF, Matroska/WebM
+    (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"), (0, b"FLV"), (0, b"OggS"),  # MPEG-PS, FLV, Ogg
+)
+
+
+@dataclass
+class DecodedVideo:
+    """All frames of a video, T×H×W×3 uint8 RGB, and its frame rate."""
+
+    path: str
+    frames: np.ndarray
+    fps: float
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def _looks_like_video_container(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return any(head[offset:offset + len(magic)] == magic for offset, magic in _CONTAINER_SIGNATURES)
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise VideoNotFoundError(path, "no such file")
+    if path.is_dir():
+        raise NotAVideoError(path, "is a directory, not a video file")
+    if path.stat().st_size == 0:
+        raise EmptyVideoError(path, "the file is empty (0 bytes)")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except av.error.FFmpegError as e:
+        if _looks_like_video_container(path):
+            raise CorruptVideoError(path, f"cannot be opened: truncated or corrupt ({_reason(e)})") from None
+        raise NotAVideoError(path, "not a video file (no known container format)") from None
+
+
+def _reason(error: Exception) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return text.split(":")[0].strip() if text else type(error).__name__
+
+
+def read_video(path: str | Path) -> DecodedVideo:
+    """Decode every frame of ``path`` as RGB. Grayscale and other pixel formats are converted.
+
+    Raises :class:`VideoNotFoundError`, :class:`NotAVideoError`, :class:`CorruptVideoError` (decoding
+    failed: truncated or damaged data, with the frame where it stopped) or :class:`EmptyVideoError`.
+    """
+    path = Path(path)
+    container = _open(path)
+    with container:
+        if not container.streams.video:
+            raise NotAVideoError(path, "has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        declared = stream.frames or 0
+        frames: list[np.ndarray] = []
+        try:
+            for frame in container.decode(stream):
+                frames.append(frame.to_ndarray(format="rgb24"))
+        except av.error.FFmpegError as e:
+            if not frames:
+                raise EmptyVideoError(path, f"has no decodable frames ({_reason(e)})") from None
+            of = f" of {declared}" if declared else ""
+            raise CorruptVideoError(
+                path, f"decoding failed after frame {len(frames)}{of}: truncated or damaged ({_reason(e)})"
+            ) from None
+        if not frames:
+            raise EmptyVideoError(path, "has no decodable frames")
+        if len(frames) < TRUNCATION_RATIO * declared:
+            raise CorruptVideoError(path, f"truncated or damaged: only {len(frames)} of the {declared} frames "
+                                          "its header declares could be decoded")
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+    return DecodedVideo(str(path), np.stack(frames), fps)
+
+
+def as_frames(video: np.ndarray, name: str) -> np.ndarray:
+    """Validate a user's frame array: uint8 T×H×W×3 (T×H×W or T×H×W×1 grayscale is expanded)."""
+    if not isinstance(video, np.ndarray):
+        raise VideoError(name, f"expected a numpy array of frames, got {type(video).__name__}")
+    if video.dtype != np.uint8:
+        raise VideoError(name, f"frames must be uint8 T×H×W×3, got dtype {video.dtype}")
+    if video.ndim == 3:
+        video = video[..., None]
+    if video.ndim != 4 or video.shape[-1] not in (1, 3):
+        raise VideoError(name, f"frames must be T×H×W×3, got shape {video.shape}")
+    if video.shape[0] == 0:
+        raise EmptyVideoError(name, "has no frames")
+    if video.shape[-1] == 1:
+        video = np.repeat(video, 3, axis=-1)
+    return video
+
+
+def is_video_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def expand_video_paths(paths: list[Path]) -> list[Path]:
+    """Folders become the video files inside them (recursively, sorted); files are kept as given
+    (a missing or non-video file is reported when it is decoded)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if is_video_file(p))
+            if not found:
+                raise VideoError(path, f"folder holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out

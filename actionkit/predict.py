@@ -1,0 +1,230 @@
+"""Recognizer: videos in, top-k labels out.
+
+Stages (as a predictor should be read): load (decode with PyAV, sample clips, resize and crop in uint8,
+in background threads, a few videos ahead) -> infer (clips of many videos share batches; the value
+range is applied on the model's device) -> postprocess (mean of the clip probabilities, top-k).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Sequence, Union
+
+import numpy as np
+import torch
+
+from actionkit.config import ModelConfig
+from actionkit.data.sampling import plan_clips
+from actionkit.data.transforms import resize_and_center_crop, to_model_input
+from actionkit.data.video import as_frames, expand_video_paths, read_video
+from actionkit.errors import VideoError
+from actionkit.hub import load_pretrained, model_config_of
+from actionkit.models.i3d import I3D
+
+VideoInput = Union[str, os.PathLike, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class and its probability (mean over the video's clips)."""
+
+    label: str
+    score: float
+
+
+@dataclass
+class VideoResult:
+    """The outcome for one input video: predictions, or the error that prevented them."""
+
+    video: str
+    predictions: list[Prediction] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def top1(self) -> Prediction | None:
+        return self.predictions[0] if self.predictions else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"video", "predictions": [{"label", "score"}]}``, plus ``warnings`` / ``error`` when set."""
+        out: dict[str, Any] = {"video": self.video,
+                               "predictions": [{"label": p.label, "score": p.score} for p in self.predictions]}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class _PreparedVideo:
+    index: int
+    clips: torch.Tensor  # K×T×3×H×W uint8
+    warnings: list[str]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Recognizer:
+    """Action recognition over video files or frame arrays with an I3D and its config.json contract."""
+
+    def __init__(self, model: I3D, config: ModelConfig | None = None,
+                 device: str | torch.device | None = None) -> None:
+        self.config = config or model_config_of(model)
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.to(self.device).eval()
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike, device: str | torch.device | None = None,
+                        **hub_kwargs: Any) -> "Recognizer":
+        """From a Hub folder, a DeepMind / pytorch-i3d checkpoint file or a Hub repo id
+        (``revision=``, ``cache_dir=``, ``local_files_only=``, ``token=`` go to the Hub download)."""
+        return cls(load_pretrained(source, **hub_kwargs), device=device)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.labels
+
+    # --- public API ------------------------------------------------------------------------------
+
+    def predict(self, videos: VideoInput | Sequence[VideoInput], top_k: int = 5, batch_size: int = 4,
+                num_clips: int | None = None, on_error: Literal["report", "raise"] = "report",
+                progress: bool = False) -> list[VideoResult]:
+        """Top-k labels for each video, in input order.
+
+        ``videos``: file paths, folders (expanded to the videos inside), or uint8 T×H×W×3 arrays.
+        ``batch_size`` counts clips; clips of different videos share a batch. ``num_clips`` overrides
+        the config's clips per video (their probabilities are averaged). With ``on_error="report"`` a
+        bad video gets a result whose ``error`` says what is wrong and the others are still predicted;
+        ``"raise"`` raises its :class:`VideoError` instead.
+        """
+        if top_k < 1 or batch_size < 1:
+            raise ValueError("top_k and batch_size must be at least 1")
+        inputs = self._named_inputs(videos)
+        results = [VideoResult(name) for name, _ in inputs]
+        probabilities: dict[int, list[torch.Tensor]] = {}
+        expected: dict[int, int] = {}
+        pending: list[tuple[int, torch.Tensor]] = []  # (video index, one clip T×3×H×W)
+
+        def flush() -> None:
+            batch = torch.stack([clip for _, clip in pending])
+            probs = self._infer(batch)
+            for (owner, _), p in zip(pending, probs):
+                probabilities[owner].append(p)
+                if len(probabilities[owner]) == expected[owner]:
+                    results[owner].predictions = self._top_k(torch.stack(probabilities.pop(owner)), top_k)
+            pending.clear()
+
+        with _progress(len(inputs), enabled=progress) as advance:
+            for item in self._load_ahead(inputs, num_clips, ahead=max(2, batch_size)):
+                if isinstance(item, tuple):  # (index, VideoError)
+                    index, error = item
+                    if on_error == "raise":
+                        raise error
+                    results[index].error = str(error)
+                    advance()
+                    continue
+                results[item.index].warnings = item.warnings
+                probabilities[item.index], expected[item.index] = [], len(item.clips)
+                for clip in item.clips:
+                    pending.append((item.index, clip))
+                    if len(pending) == batch_size:
+                        flush()
+                advance()
+            if pending:
+                flush()
+        return results
+
+    # --- stages ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _named_inputs(videos: VideoInput | Sequence[VideoInput]) -> list[tuple[str, VideoInput]]:
+        if isinstance(videos, (str, os.PathLike, np.ndarray)):
+            videos = [videos]
+        named: list[tuple[str, VideoInput]] = []
+        for i, video in enumerate(videos):
+            if isinstance(video, np.ndarray):
+                named.append((f"<array {i}>", video))
+            else:
+                named.extend((str(p), p) for p in expand_video_paths([Path(video)]))
+        return named
+
+    def _load(self, index: int, name: str, video: VideoInput, num_clips: int | None) -> _PreparedVideo:
+        """Decode, sample clips and crop (uint8). Runs in a worker thread."""
+        pre = self.config.preprocessing
+        frames = as_frames(video, name) if isinstance(video, np.ndarray) else read_video(video).frames
+        plan = plan_clips(len(frames), pre, num_clips)
+        warnings = []
+        if plan.looped:
+            warnings.append(f"{name}: {len(frames)} frames, shorter than the {pre.clip_len}-frame clip; "
+                            "the video was looped to fill it")
+        wanted = np.unique(np.concatenate(plan.clips))
+        cropped = resize_and_center_crop(frames[wanted], pre.resize_short_side, pre.crop_size)
+        position = {int(frame): i for i, frame in enumerate(wanted)}
+        clips = torch.stack([cropped[[position[int(f)] for f in clip]] for clip in plan.clips])
+        return _PreparedVideo(index, clips, warnings)
+
+    def _load_ahead(self, inputs: list[tuple[str, VideoInput]], num_clips: int | None,
+                    ahead: int) -> Iterator[_PreparedVideo | tuple[int, VideoError]]:
+        """Yield prepared videos in order while the next ``ahead`` load in background threads."""
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="actionkit-load") as pool:
+            queue: deque[tuple[int, Future]] = deque()
+            todo = iter(enumerate(inputs))
+            for index, (name, video) in todo:
+                queue.append((index, pool.submit(self._load, index, name, video, num_clips)))
+                if len(queue) >= ahead:
+                    break
+            while queue:
+                index, future = queue.popleft()
+                next_item = next(todo, None)
+                if next_item is not None:
+                    i, (name, video) = next_item
+                    queue.append((i, pool.submit(self._load, i, name, video, num_clips)))
+                try:
+                    yield future.result()
+                except VideoError as error:
+                    yield index, error
+
+    @torch.inference_mode()
+    def _infer(self, clips: torch.Tensor) -> torch.Tensor:
+        """N×T×3×H×W uint8 -> N×num_classes probabilities (float32, CPU)."""
+        x = to_model_input(clips.to(self.device, non_blocking=True), self.config.preprocessing.value_range)
+        return torch.softmax(self.model(x).float(), dim=1).cpu()
+
+    def _top_k(self, clip_probs: torch.Tensor, k: int) -> list[Prediction]:
+        scores, indices = clip_probs.mean(dim=0).topk(min(k, clip_probs.shape[1]))
+        labels = self.labels
+        return [Prediction(labels[int(i)], float(s)) for s, i in zip(scores, indices)]
+
+
+class _progress:
+    """A rich progress bar on stderr (no-op when disabled)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress("predicting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                             console=Console(stderr=True), transient=False)
+        self._bar.start()
+        task = self._bar.add_task("videos", total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._bar.stop()

@@ -1,0 +1,77 @@
+"""Recognizer and `actionkit predict` on the real clips with the Kinetics-400 model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from actionkit import Recognizer
+from actionkit.cli.app import app
+
+from conftest import CLIPS, EXPECTED_LABELS, REFERENCE, require
+
+runner = CliRunner()
+
+
+def test_cli_predicts_the_expected_labels_on_every_shared_clip(k400_dir: Path) -> None:
+    clips = [str(require(CLIPS / name)) for name in EXPECTED_LABELS]
+    result = runner.invoke(app, ["predict", *clips, "--model", str(k400_dir), "--json", "--top-k", "3",
+                                 "--batch-size", "3"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [entry["video"] for entry in payload] == clips
+    for entry in payload:
+        label, rank = EXPECTED_LABELS[Path(entry["video"]).name]
+        labels = [p["label"] for p in entry["predictions"]]
+        assert len(labels) == 3
+        assert label in labels[:rank], f"{entry['video']}: expected {label!r} in top {rank}, got {labels}"
+        scores = [p["score"] for p in entry["predictions"]]
+        assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1
+
+
+def test_console_script_json_format(k400_fast_dir: Path) -> None:
+    clip = str(require(CLIPS / "arm_wrestling.mp4"))
+    done = subprocess.run([sys.executable, "-m", "actionkit.cli", "predict", clip, "--model", str(k400_fast_dir),
+                           "--json", "--top-k", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert list(payload[0]) == ["video", "predictions"]
+    assert payload[0]["video"] == clip
+    assert [list(p) for p in payload[0]["predictions"]] == [["label", "score"]] * 2
+    assert payload[0]["predictions"][0]["label"] == "arm wrestling"
+
+
+def test_table_output(k400_fast_dir: Path) -> None:
+    clip = str(require(CLIPS / "arm_wrestling.mp4"))
+    result = runner.invoke(app, ["predict", clip, "--model", str(k400_fast_dir), "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    assert "arm wrestling" in result.stdout and "arm_wrestling.mp4" in result.stdout
+    assert "label" in result.stdout and "score" in result.stdout
+
+
+def test_frame_arrays_and_mixed_batches_match_single_videos(k400_fast_dir: Path) -> None:
+    recognizer = Recognizer.from_pretrained(str(k400_fast_dir), device="cpu")
+    frames = np.load(require(REFERENCE))["frames"]
+    dive = str(require(CLIPS / "hmdb51_dive.mp4"))
+    together = recognizer.predict([frames, dive], top_k=3, batch_size=3, num_clips=2)
+    alone = [recognizer.predict(frames, top_k=3, num_clips=2)[0], recognizer.predict(dive, top_k=3, num_clips=2)[0]]
+    assert together[0].video == "<array 0>" and together[0].top1.label == "arm wrestling"
+    for a, b in zip(together, alone):
+        assert [p.label for p in a.predictions] == [p.label for p in b.predictions]
+        assert np.allclose([p.score for p in a.predictions], [p.score for p in b.predictions], atol=1e-5)
+
+
+def test_folders_expand_to_their_videos(k400_fast_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a.mp4").symlink_to(require(CLIPS / "arm_wrestling.mp4"))
+    (folder / "nested" / "b.gif").symlink_to(require(CLIPS / "v_CricketShot_g04_c01_rgb.gif"))
+    (folder / "notes.txt").write_text("not a video, and not picked up")
+    results = Recognizer.from_pretrained(str(k400_fast_dir)).predict(str(folder), top_k=1)
+    assert [Path(r.video).relative_to(folder).as_posix() for r in results] == ["a.mp4", "nested/b.gif"]
+    assert all(r.ok and len(r.predictions) == 1 for r in results)
+    assert results[0].top1.label == "arm wrestling"
