@@ -1,0 +1,5 @@
+"""``python -m actionkit.cli`` runs the ``actionkit`` command."""
+
+from .app import main
+
+main()

@@ -1,0 +1,33 @@
+"""Shared option types and error handling for the commands."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Annotated, Iterator
+
+import typer
+
+from actionkit.errors import ActionkitError
+
+ModelOption = Annotated[str, typer.Option(
+    "--model", "-m", help="Hub-format folder, DeepMind / pytorch-i3d checkpoint file, or Hub repo id (org/name).")]
+RevisionOption = Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit) for a repo id.")]
+DeviceOption = Annotated[str | None, typer.Option(help="torch device, e.g. cpu or cuda:0 (default: CUDA if present).")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the Exit to raise."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn actionkit's errors (bad files, models, arguments) into one line and exit code 1."""
+    try:
+        yield
+    except ActionkitError as e:
+        raise fail(str(e)) from None
+    except ValueError as e:  # invalid argument values reported by the library
+        raise fail(str(e)) from None

@@ -1,0 +1,34 @@
+"""The Typer application behind the ``actionkit`` console script."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from actionkit import __version__
+
+from .convert import convert
+from .predict import predict
+
+app = typer.Typer(name="actionkit", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
+                  help="Video action recognition: convert checkpoints, predict, (soon) train and export.")
+app.command()(convert)
+app.command()(predict)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"actionkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Show the version and exit.")] = False) -> None:
+    """actionkit: train, export and run I3D action recognition models."""
+
+
+def main() -> None:
+    app()

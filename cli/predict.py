@@ -1,0 +1,56 @@
+"""``actionkit predict``: top-k labels for videos, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from actionkit.predict import Recognizer, VideoResult
+
+from ._common import DeviceOption, ModelOption, RevisionOption, user_errors
+
+
+def predict(
+    videos: Annotated[list[Path], typer.Argument(help="Video files or folders (expanded to the videos inside).")],
+    model: ModelOption,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Labels per video.")] = 5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Clips per forward pass.")] = 4,
+    num_clips: Annotated[int | None, typer.Option(min=1, help="Clips per video, averaged (default: the model's config).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
+    device: DeviceOption = None,
+    revision: RevisionOption = None,
+) -> None:
+    """Recognise the action in each video."""
+    with user_errors():
+        recognizer = Recognizer.from_pretrained(model, device=device, revision=revision)
+        results = recognizer.predict([str(v) for v in videos], top_k=top_k, batch_size=batch_size,
+                                     num_clips=num_clips, progress=len(videos) > 1 or videos[0].is_dir())
+    for result in results:
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if result.error:
+            print(f"error: {result.error}", file=sys.stderr)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        _print_table(results)
+    if any(not r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def _print_table(results: list[VideoResult]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("video", "#", "label", "score", show_lines=False)
+    for result in results:
+        if not result.ok:
+            table.add_row(result.video, "-", "[red]failed (see error)[/red]", "")
+            continue
+        for rank, p in enumerate(result.predictions, 1):
+            table.add_row(result.video if rank == 1 else "", str(rank), p.label, f"{p.score:.3f}")
+    Console(soft_wrap=True).print(table)
