@@ -144,3 +144,11 @@ def test_model_errors_through_the_console_script(tmp_path: Path) -> None:
         assert done.returncode == 1
         assert done.stderr.strip().splitlines() == [f"error: {done.stderr.strip()[7:]}"]
         assert message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("case", ["short", "portrait", "tiny", "grayscale"])
+def test_cli_predicts_unusual_videos_with_exit_code_0(bad: dict[str, Path], case: str, k400_fast_dir: Path) -> None:
+    result = runner.invoke(app, ["predict", str(bad[case]), "--model", str(k400_fast_dir), "--json", "-k", "1"])
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.stdout)
+    assert entry["video"] == str(bad[case]) and len(entry["predictions"]) == 1 and "error" not in entry

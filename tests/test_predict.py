@@ -75,3 +75,10 @@ def test_folders_expand_to_their_videos(k400_fast_dir: Path, tmp_path: Path) -> 
     assert [Path(r.video).relative_to(folder).as_posix() for r in results] == ["a.mp4", "nested/b.gif"]
     assert all(r.ok and len(r.predictions) == 1 for r in results)
     assert results[0].top1.label == "arm wrestling"
+
+
+def test_cli_model_can_be_a_checkpoint_file(checkpoint: Path) -> None:
+    gif = str(require(CLIPS / "v_CricketShot_g04_c01_rgb.gif"))
+    result = runner.invoke(app, ["predict", gif, "--model", str(checkpoint), "--json", "-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["predictions"][0]["label"] == "playing cricket"
