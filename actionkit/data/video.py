@@ -65,13 +65,23 @@ def _reason(error: Exception) -> str:
     return text.split(":")[0].strip() if text else type(error).__name__
 
 
-def read_video(path: str | Path) -> DecodedVideo:
-    """Decode every frame of ``path`` as RGB. Grayscale and other pixel formats are converted.
+@dataclass
+class VideoInfo:
+    """What a full decode of a video found: decodable frame count, frame rate and frame size."""
 
-    Raises :class:`VideoNotFoundError`, :class:`NotAVideoError`, :class:`CorruptVideoError` (decoding
-    failed: truncated or damaged data, with the frame where it stopped) or :class:`EmptyVideoError`.
-    """
-    path = Path(path)
+    path: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps if self.fps else 0.0
+
+
+def _decode(path: Path, keep_rgb: bool) -> tuple[VideoInfo, list[np.ndarray]]:
+    """Decode every frame (RGB arrays only if ``keep_rgb``), with the strictness rules of read_video."""
     container = _open(path)
     with container:
         if not container.streams.video:
@@ -80,24 +90,44 @@ def read_video(path: str | Path) -> DecodedVideo:
         stream.thread_type = "AUTO"
         declared = stream.frames or 0
         frames: list[np.ndarray] = []
+        count, width, height = 0, 0, 0
         try:
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                count += 1
+                width, height = frame.width, frame.height
+                if keep_rgb:
+                    frames.append(frame.to_ndarray(format="rgb24"))
         except av.error.FFmpegError as e:
-            if not frames:
+            if not count:
                 raise EmptyVideoError(path, f"has no decodable frames ({_reason(e)})") from None
             of = f" of {declared}" if declared else ""
             raise CorruptVideoError(
-                path, f"decoding failed after frame {len(frames)}{of}: truncated or damaged ({_reason(e)})"
+                path, f"decoding failed after frame {count}{of}: truncated or damaged ({_reason(e)})"
             ) from None
-        if not frames:
+        if not count:
             raise EmptyVideoError(path, "has no decodable frames")
-        if len(frames) < TRUNCATION_RATIO * declared:
-            raise CorruptVideoError(path, f"truncated or damaged: only {len(frames)} of the {declared} frames "
+        if count < TRUNCATION_RATIO * declared:
+            raise CorruptVideoError(path, f"truncated or damaged: only {count} of the {declared} frames "
                                           "its header declares could be decoded")
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 0.0
-    return DecodedVideo(str(path), np.stack(frames), fps)
+    return VideoInfo(str(path), count, fps, width, height), frames
+
+
+def read_video(path: str | Path) -> DecodedVideo:
+    """Decode every frame of ``path`` as RGB. Grayscale and other pixel formats are converted.
+
+    Raises :class:`VideoNotFoundError`, :class:`NotAVideoError`, :class:`CorruptVideoError` (decoding
+    failed: truncated or damaged data, with the frame where it stopped) or :class:`EmptyVideoError`.
+    """
+    info, frames = _decode(Path(path), keep_rgb=True)
+    return DecodedVideo(info.path, np.stack(frames), info.fps)
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Decode ``path`` fully without keeping frames: the same checks (and errors) as :func:`read_video`,
+    for scanning a dataset."""
+    return _decode(Path(path), keep_rgb=False)[0]
 
 
 def as_frames(video: np.ndarray, name: str) -> np.ndarray:
