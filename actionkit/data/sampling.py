@@ -43,3 +43,34 @@ def plan_clips(num_frames: int, config: PreprocessConfig, num_clips: int | None 
     starts = [(num_frames - span) // 2] if k == 1 else np.linspace(0, num_frames - span, k).round().astype(int)
     offsets = np.arange(clip_len) * config.frame_stride
     return ClipPlan([int(s) + offsets for s in starts], looped=False)
+
+
+def random_clip(num_frames: int, clip_len: int, stride: int, rng: np.random.Generator,
+                jitter: bool = True) -> ClipPlan:
+    """One training clip: a random start, ``clip_len`` frames ``stride`` apart.
+
+    With ``jitter`` each frame is taken at a random offset inside its stride step (so stride 2 sees
+    both odd and even frames over epochs); order is kept. Short videos loop, as in :func:`plan_clips`.
+    """
+    offsets = np.arange(clip_len) * stride
+    if jitter and stride > 1:
+        offsets = offsets + rng.integers(0, stride, size=clip_len)
+    span = int(offsets[-1]) + 1
+    if num_frames < span:
+        start = int(rng.integers(0, num_frames))
+        return ClipPlan([(start + offsets) % num_frames], looped=True)
+    start = int(rng.integers(0, num_frames - span + 1))
+    return ClipPlan([start + offsets], looped=False)
+
+
+def sliding_windows(num_frames: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) frame ranges of length ``window`` every ``stride`` frames, the last one flush
+    with the end so no frame is left out; one (looped-later) window for videos shorter than it."""
+    if window < 1 or stride < 1:
+        raise ValueError("window and stride must be at least 1")
+    if num_frames <= window:
+        return [(0, num_frames)]
+    starts = list(range(0, num_frames - window + 1, stride))
+    if starts[-1] + window < num_frames:
+        starts.append(num_frames - window)
+    return [(s, s + window) for s in starts]

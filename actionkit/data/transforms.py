@@ -3,6 +3,8 @@ is applied last, on whatever device runs the model."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -31,3 +33,83 @@ def to_model_input(clips: torch.Tensor, value_range: tuple[float, float] = (-1.0
     low, high = value_range
     x = clips.permute(0, 2, 1, 3, 4).float()
     return x.mul_((high - low) / 255.0).add_(low)
+
+
+# --- training-time augmentation -----------------------------------------------------------------
+# A crop is chosen once per clip in normalised [0, 1] coordinates, so frames (at the video's own
+# resolution) and flow targets (computed at a smaller one) get exactly the same geometry.
+
+@dataclass(frozen=True)
+class CropBox:
+    """A crop in normalised frame coordinates, and whether the clip is mirrored horizontally."""
+
+    top: float
+    left: float
+    height: float
+    width: float
+    flip: bool = False
+
+    def pixels(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(top, left, height, width) in pixels of an image of that size, at least 1×1."""
+        top, left = int(round(self.top * height)), int(round(self.left * width))
+        h = max(1, min(height - top, int(round(self.height * height))))
+        w = max(1, min(width - left, int(round(self.width * width))))
+        return top, left, h, w
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random resized crop (area ``scale`` of the frame, aspect ``ratio``), flip, colour jitter."""
+
+    crop_size: int = 224
+    scale: tuple[float, float] = (0.35, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: bool = True
+    color_jitter: float = 0.0  # brightness/contrast/saturation strength; 0 turns it off
+
+
+def random_crop_box(height: int, width: int, config: AugmentConfig, rng: np.random.Generator) -> CropBox:
+    """A random-resized-crop box: area fraction in ``config.scale``, log-uniform aspect in ``config.ratio``;
+    falls back to the largest centred square after ten misses."""
+    flip = bool(config.flip and rng.random() < 0.5)
+    area = height * width
+    log_ratio = np.log(config.ratio)
+    for _ in range(10):
+        target = area * rng.uniform(*config.scale)
+        aspect = float(np.exp(rng.uniform(*log_ratio)))
+        w = int(round(np.sqrt(target * aspect)))
+        h = int(round(np.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(rng.integers(0, height - h + 1))
+            left = int(rng.integers(0, width - w + 1))
+            return CropBox(top / height, left / width, h / height, w / width, flip)
+    side = min(height, width)
+    return CropBox((height - side) / 2 / height, (width - side) / 2 / width, side / height, side / width, flip)
+
+
+def crop_and_resize(clip: torch.Tensor, box: CropBox, size: int) -> torch.Tensor:
+    """T×C×H×W uint8 -> T×C×size×size uint8: crop ``box``, bilinear (antialiased) resize, mirror if asked."""
+    top, left, h, w = box.pixels(*clip.shape[-2:])
+    out = F.interpolate(clip[:, :, top:top + h, left:left + w], size=(size, size), mode="bilinear",
+                        antialias=True, align_corners=False)
+    return out.flip(-1) if box.flip else out
+
+
+def flow_geometry_scale(flow_shape: tuple[int, int], box: CropBox, size: int) -> torch.Tensor:
+    """Per-component factors (u, v) that carry flow vectors through ``crop_and_resize``: the resize
+    stretches displacements, and a mirror negates u."""
+    _, _, h, w = box.pixels(*flow_shape)
+    sx, sy = size / w, size / h
+    return torch.tensor([-sx if box.flip else sx, sy], dtype=torch.float32)
+
+
+def color_jitter(clip: torch.Tensor, strength: float, rng: np.random.Generator) -> torch.Tensor:
+    """T×3×H×W uint8: one random brightness, contrast and saturation change for the whole clip."""
+    if strength <= 0:
+        return clip
+    b, c, s = (float(rng.uniform(1 - strength, 1 + strength)) for _ in range(3))
+    x = clip.float() * b
+    x = (x - x.mean()) * c + x.mean()
+    gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    x = (x - gray) * s + gray
+    return x.clamp_(0, 255).round_().to(torch.uint8)

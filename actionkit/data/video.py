@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import av
 import numpy as np
@@ -80,8 +81,10 @@ class VideoInfo:
         return self.num_frames / self.fps if self.fps else 0.0
 
 
-def _decode(path: Path, keep_rgb: bool) -> tuple[VideoInfo, list[np.ndarray]]:
-    """Decode every frame (RGB arrays only if ``keep_rgb``), with the strictness rules of read_video."""
+def _decode(path: Path, keep: Callable[[int], bool],
+            last: int | None = None) -> tuple[VideoInfo, dict[int, np.ndarray]]:
+    """Decode frames in order, converting to RGB those for which ``keep(index)`` holds, stopping after
+    frame ``last`` if given. A full decode also applies the truncation rule of :func:`read_video`."""
     container = _open(path)
     with container:
         if not container.streams.video:
@@ -89,14 +92,16 @@ def _decode(path: Path, keep_rgb: bool) -> tuple[VideoInfo, list[np.ndarray]]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         declared = stream.frames or 0
-        frames: list[np.ndarray] = []
+        frames: dict[int, np.ndarray] = {}
         count, width, height = 0, 0, 0
         try:
             for frame in container.decode(stream):
-                count += 1
                 width, height = frame.width, frame.height
-                if keep_rgb:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                if keep(count):
+                    frames[count] = frame.to_ndarray(format="rgb24")
+                count += 1
+                if last is not None and count > last:
+                    break
         except av.error.FFmpegError as e:
             if not count:
                 raise EmptyVideoError(path, f"has no decodable frames ({_reason(e)})") from None
@@ -106,7 +111,7 @@ def _decode(path: Path, keep_rgb: bool) -> tuple[VideoInfo, list[np.ndarray]]:
             ) from None
         if not count:
             raise EmptyVideoError(path, "has no decodable frames")
-        if count < TRUNCATION_RATIO * declared:
+        if last is None and count < TRUNCATION_RATIO * declared:
             raise CorruptVideoError(path, f"truncated or damaged: only {count} of the {declared} frames "
                                           "its header declares could be decoded")
         rate = stream.average_rate or stream.guessed_rate
@@ -120,14 +125,29 @@ def read_video(path: str | Path) -> DecodedVideo:
     Raises :class:`VideoNotFoundError`, :class:`NotAVideoError`, :class:`CorruptVideoError` (decoding
     failed: truncated or damaged data, with the frame where it stopped) or :class:`EmptyVideoError`.
     """
-    info, frames = _decode(Path(path), keep_rgb=True)
-    return DecodedVideo(info.path, np.stack(frames), info.fps)
+    info, frames = _decode(Path(path), keep=lambda i: True)
+    return DecodedVideo(info.path, np.stack(list(frames.values())), info.fps)
 
 
 def probe_video(path: str | Path) -> VideoInfo:
     """Decode ``path`` fully without keeping frames: the same checks (and errors) as :func:`read_video`,
     for scanning a dataset."""
-    return _decode(Path(path), keep_rgb=False)[0]
+    return _decode(Path(path), keep=lambda i: False)[0]
+
+
+def read_frames(path: str | Path, indices: Sequence[int]) -> np.ndarray:
+    """The frames at ``indices`` (any order, repeats allowed) as len(indices)×H×W×3 uint8 RGB.
+
+    Decodes only up to the last index and converts only the requested frames, which makes reading a
+    training clip much cheaper than :func:`read_video`. Raises :class:`VideoError` subclasses, and
+    :class:`CorruptVideoError` when the video ends before a requested frame.
+    """
+    wanted = {int(i) for i in indices}
+    info, frames = _decode(Path(path), keep=wanted.__contains__, last=max(wanted))
+    if len(frames) < len(wanted):
+        raise CorruptVideoError(path, f"frame {max(wanted)} was requested but the video has only "
+                                      f"{info.num_frames} decodable frames")
+    return np.stack([frames[int(i)] for i in indices])
 
 
 def as_frames(video: np.ndarray, name: str) -> np.ndarray:
