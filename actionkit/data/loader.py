@@ -1,0 +1,189 @@
+"""Clips for training and evaluation, and a DataLoader that keeps up.
+
+Samples travel through the loader's queue as uint8 (frames T×3×S×S, flow targets T×2×s×s); the value
+range and the flow's geometric factors are applied by :func:`finish_batch` on the model's device.
+Randomness comes from a generator seeded by (seed, epoch, sample index), so a run is reproducible
+whatever the number of workers, and a resumed epoch sees the same clips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from actionkit.config import PreprocessConfig
+from actionkit.data.sampling import plan_clips, random_clip
+from actionkit.data.transforms import (AugmentConfig, CropBox, color_jitter, crop_and_resize,
+                                       flow_geometry_scale, random_crop_box, resize_and_center_crop,
+                                       to_model_input)
+from actionkit.data.video import probe_video, read_frames
+
+if TYPE_CHECKING:
+    from actionkit.data.flow import FlowCache
+
+
+class LabelledVideo(Protocol):
+    """What the loader needs of a dataset sample (``actionkit.data.datasets.VideoSample`` fits)."""
+
+    path: Path
+    label: int
+
+
+@dataclass
+class ClipConfig:
+    """Training clips: ``clip_len`` frames ``frame_stride`` apart (jittered), augmented; flow targets
+    at ``flow_size`` (default half the crop, what the flow decoder predicts)."""
+
+    clip_len: int = 32
+    frame_stride: int = 1
+    jitter: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    flow_size: int | None = None
+
+    @property
+    def flow_side(self) -> int:
+        return self.flow_size or self.augment.crop_size // 2
+
+
+class ClipDataset(Dataset):
+    """One random augmented clip per video per epoch (``train=True``), or the evaluation clips of
+    ``eval_preprocessing`` (K uniform clips, centre crop, exactly as prediction does)."""
+
+    def __init__(self, samples: Sequence[LabelledVideo], *, train: bool = True,
+                 clips: ClipConfig | None = None, eval_preprocessing: PreprocessConfig | None = None,
+                 flow_cache: "FlowCache | None" = None, num_frames: Mapping[str, int] | None = None,
+                 seed: int = 0) -> None:
+        self.samples = list(samples)
+        self.train = train
+        self.clips = clips or ClipConfig()
+        self.eval_preprocessing = eval_preprocessing or PreprocessConfig(clip_len=self.clips.clip_len)
+        self.flow_cache = flow_cache
+        self._num_frames = {str(k): int(v) for k, v in (num_frames or {}).items()}
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def num_frames(self, path: Path) -> int:
+        key = str(path)
+        if key not in self._num_frames:  # normally known from the dataset check; else probe once
+            self._num_frames[key] = probe_video(path).num_frames
+        return self._num_frames[key]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.samples[index]
+        total = self.num_frames(sample.path)
+        if not self.train:
+            plan = plan_clips(total, self.eval_preprocessing)
+            wanted = np.concatenate(plan.clips)
+            pre = self.eval_preprocessing
+            frames = resize_and_center_crop(read_frames(sample.path, wanted), pre.resize_short_side, pre.crop_size)
+            clips = frames.reshape(len(plan.clips), pre.clip_len, *frames.shape[1:])
+            return {"frames": clips, "label": sample.label, "index": index}
+
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        indices = random_clip(total, self.clips.clip_len, self.clips.frame_stride, rng, self.clips.jitter).clips[0]
+        raw = torch.from_numpy(read_frames(sample.path, indices)).permute(0, 3, 1, 2)  # T×3×H×W
+        box = random_crop_box(raw.shape[-2], raw.shape[-1], self.clips.augment, rng)
+        frames = color_jitter(crop_and_resize(raw, box, self.clips.augment.crop_size),
+                              self.clips.augment.color_jitter, rng)
+        item: dict[str, Any] = {"frames": frames.contiguous(), "label": sample.label, "index": index}
+        if self.flow_cache is not None:
+            item.update(self._flow_targets(sample.path, indices, box))
+        return item
+
+    def _flow_targets(self, path: Path, indices: np.ndarray, box: CropBox) -> dict[str, torch.Tensor]:
+        """Flow i of the clip = video flow idx_i -> idx_i + 1 (the last frame reuses the last flow)."""
+        flows = self.flow_cache.get(path)  # (T_video - 1)×h×w×2 uint8, memory-mapped
+        rows = np.minimum(indices, len(flows) - 1)
+        q = torch.from_numpy(np.ascontiguousarray(flows[rows])).permute(0, 3, 1, 2)  # T×2×h×w
+        side = self.clips.flow_side
+        return {"flow": crop_and_resize(q, box, side).contiguous(),
+                "flow_scale": flow_geometry_scale(tuple(q.shape[-2:]), box, side)}
+
+
+class EpochShuffler(Sampler[int]):
+    """A fresh permutation each epoch from (seed, epoch): deterministic, so resume replays it."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers resize with torch; one thread each avoids oversubscription
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
+def make_loader(dataset: ClipDataset, batch_size: int, *, shuffle: bool = True, workers: int = 2,
+                drop_last: bool = False, prefetch: int = 4) -> DataLoader:
+    """A DataLoader over ``dataset``: worker processes, pinned memory when CUDA is present, uint8
+    batches, a deterministic per-epoch shuffle (a DistributedSampler under torchrun)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler: Sampler[int] | None = DistributedSampler(dataset, shuffle=shuffle, seed=dataset.seed,
+                                                          drop_last=drop_last)
+    else:
+        sampler = EpochShuffler(len(dataset), dataset.seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      pin_memory=torch.cuda.is_available(), drop_last=drop_last,
+                      persistent_workers=False, prefetch_factor=prefetch if workers else None,
+                      worker_init_fn=_worker_init if workers else None)
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
+    """Tell the dataset and the sampler which epoch starts (both seed their randomness with it)."""
+    loader.dataset.set_epoch(epoch)
+    if hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+
+
+@dataclass
+class DeviceBatch:
+    """A training batch on the model's device: video N×3×T×H×W in the value range, labels N, and flow
+    targets N×2×T×h×w in DeepMind's scale (pixels / bound, i.e. ±1 = ±bound px) when present."""
+
+    video: torch.Tensor
+    labels: torch.Tensor
+    flow: torch.Tensor | None = None
+
+
+def finish_batch(batch: Mapping[str, Any], device: torch.device | str,
+                 value_range: tuple[float, float] = (-1.0, 1.0), flow_bound: float = 20.0) -> DeviceBatch:
+    """uint8 batch from the loader -> float tensors on ``device`` (normalisation happens there)."""
+    device = torch.device(device)
+    frames = batch["frames"].to(device, non_blocking=True)
+    if frames.ndim == 6:  # evaluation: N×K×T×3×H×W -> (N·K)×T×3×H×W
+        frames = frames.flatten(0, 1)
+    video = to_model_input(frames, value_range)
+    labels = torch.as_tensor(batch["label"]).to(device, non_blocking=True)
+    flow = None
+    if "flow" in batch:
+        q = batch["flow"].to(device, non_blocking=True).permute(0, 2, 1, 3, 4).float()  # N×2×T×h×w
+        px = q * (2 * flow_bound / 255.0) - flow_bound  # dequantise: affine, so resizing in uint8 only added rounding
+        scale = batch["flow_scale"].to(device, non_blocking=True).view(-1, 2, 1, 1, 1)
+        flow = px * scale / flow_bound
+    return DeviceBatch(video, labels, flow)
