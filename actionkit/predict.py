@@ -24,6 +24,7 @@ from actionkit.data.video import as_frames, expand_video_paths, read_video
 from actionkit.errors import VideoError
 from actionkit.hub import load_pretrained, model_config_of
 from actionkit.models.i3d import I3D
+from actionkit.progress import progress_bar
 
 VideoInput = Union[str, os.PathLike, np.ndarray]
 
@@ -125,7 +126,7 @@ class Recognizer:
                     results[owner].predictions = self._top_k(torch.stack(probabilities.pop(owner)), top_k)
             pending.clear()
 
-        with _progress(len(inputs), enabled=progress) as advance:
+        with progress_bar("predicting", len(inputs), progress) as advance:
             for item in self._load_ahead(inputs, num_clips, ahead=max(2, batch_size)):
                 if isinstance(item, tuple):  # (index, VideoError)
                     index, error = item
@@ -205,26 +206,3 @@ class Recognizer:
         scores, indices = clip_probs.mean(dim=0).topk(min(k, clip_probs.shape[1]))
         labels = self.labels
         return [Prediction(labels[int(i)], float(s)) for s, i in zip(scores, indices)]
-
-
-class _progress:
-    """A rich progress bar on stderr (no-op when disabled)."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled = total, enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        self._bar = Progress("predicting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                             console=Console(stderr=True), transient=False)
-        self._bar.start()
-        task = self._bar.add_task("videos", total=self.total)
-        return lambda: self._bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self._bar.stop()
