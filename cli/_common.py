@@ -13,7 +13,16 @@ from actionkit.errors import ActionkitError
 ModelOption = Annotated[str, typer.Option(
     "--model", "-m", help="Hub-format folder, DeepMind / pytorch-i3d checkpoint file, or Hub repo id (org/name).")]
 RevisionOption = Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit) for a repo id.")]
+SplitByOption = Annotated[str | None, typer.Option(
+    help="CSV without a split column: the column whose values assign the splits (e.g. sequence).")]
+ValOption = Annotated[str | None, typer.Option(help="With --split-by: comma-separated values that make the val split.")]
+TestOption = Annotated[str | None, typer.Option(help="With --split-by: comma-separated values that make the test split.")]
 DeviceOption = Annotated[str | None, typer.Option(help="torch device, e.g. cpu or cuda:0 (default: CUDA if present).")]
+
+
+def split_values(text: str | None) -> list[str] | None:
+    """``"9,10, 15"`` -> ``["9", "10", "15"]`` (None stays None)."""
+    return [v.strip() for v in text.split(",") if v.strip()] if text else None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -9,13 +9,17 @@ import typer
 from actionkit import __version__
 
 from .convert import convert
+from .data import data_app
+from .flow import flow
 from .predict import predict
 
 app = typer.Typer(name="actionkit", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
-                  help="Video action recognition: convert checkpoints, predict, (soon) train and export.")
+                  help="Video action recognition: convert checkpoints, check datasets, precompute flow, predict.")
 app.command()(convert)
 app.command()(predict)
+app.command()(flow)
+app.add_typer(data_app, name="data")
 
 
 def _version(value: bool) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from actionkit import I3D, CheckpointError, ModelNotFoundError
+from actionkit import I3D, CheckpointError
 
 REPO_ID = "acme/i3d-kinetics-400"
 FILES = {"config.json", "model.safetensors", "README.md"}

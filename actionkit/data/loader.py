@@ -3,7 +3,9 @@
 Samples travel through the loader's queue as uint8 (frames T×3×S×S, flow targets T×2×s×s); the value
 range and the flow's geometric factors are applied by :func:`finish_batch` on the model's device.
 Randomness comes from a generator seeded by (seed, epoch, sample index), so a run is reproducible
-whatever the number of workers, and a resumed epoch sees the same clips.
+whatever the number of workers, and a resumed epoch sees the same clips. The epoch travels with each
+request: the sampler yields ``(epoch, index)`` keys, so persistent workers (which hold their own copy
+of the dataset) always know it.
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ class ClipDataset(Dataset):
             self._num_frames[key] = probe_video(path).num_frames
         return self._num_frames[key]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """``key`` is a sample index (at the dataset's current epoch) or ``(epoch, index)``."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         sample = self.samples[index]
         total = self.num_frames(sample.path)
         if not self.train:
@@ -90,7 +94,7 @@ class ClipDataset(Dataset):
             clips = frames.reshape(len(plan.clips), pre.clip_len, *frames.shape[1:])
             return {"frames": clips, "label": sample.label, "index": index}
 
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         indices = random_clip(total, self.clips.clip_len, self.clips.frame_stride, rng, self.clips.jitter).clips[0]
         raw = torch.from_numpy(read_frames(sample.path, indices)).permute(0, 3, 1, 2)  # T×3×H×W
         box = random_crop_box(raw.shape[-2], raw.shape[-1], self.clips.augment, rng)
@@ -111,20 +115,29 @@ class ClipDataset(Dataset):
                 "flow_scale": flow_geometry_scale(tuple(q.shape[-2:]), box, side)}
 
 
-class EpochShuffler(Sampler[int]):
-    """A fresh permutation each epoch from (seed, epoch): deterministic, so resume replays it."""
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields ``(epoch, index)``: a fresh permutation each epoch from (seed, epoch) when shuffling
+    (deterministic, so resume replays it), or the indices of ``base`` (e.g. a DistributedSampler)."""
 
-    def __init__(self, size: int, seed: int = 0) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, base: Sampler[int] | None = None) -> None:
+        self.size, self.seed, self.shuffle, self.base, self.epoch = size, seed, shuffle, base, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist())
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.base is not None:
+            order = list(self.base)
+        elif self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist()
+        else:
+            order = list(range(self.size))
+        return iter([(self.epoch, i) for i in order])
 
     def __len__(self) -> int:
-        return self.size
+        return len(self.base) if self.base is not None else self.size
 
 
 def _worker_init(_: int) -> None:
@@ -139,26 +152,30 @@ def _worker_init(_: int) -> None:
 
 def make_loader(dataset: ClipDataset, batch_size: int, *, shuffle: bool = True, workers: int = 2,
                 drop_last: bool = False, prefetch: int = 4) -> DataLoader:
-    """A DataLoader over ``dataset``: worker processes, pinned memory when CUDA is present, uint8
-    batches, a deterministic per-epoch shuffle (a DistributedSampler under torchrun)."""
+    """A DataLoader over ``dataset``: persistent worker processes, pinned memory when CUDA is present,
+    uint8 batches, a deterministic per-epoch order (sharded by a DistributedSampler under torchrun).
+
+    Workers are spawned, not forked: a fork inherits OpenCV's and PyTorch's thread pools in whatever
+    state the parent left them, which can deadlock (seen with OpenCV); spawned workers start clean.
+    They persist across epochs, so their start-up (importing torch) is paid once per run.
+    """
+    base = None
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         from torch.utils.data.distributed import DistributedSampler
 
-        sampler: Sampler[int] | None = DistributedSampler(dataset, shuffle=shuffle, seed=dataset.seed,
-                                                          drop_last=drop_last)
-    else:
-        sampler = EpochShuffler(len(dataset), dataset.seed) if shuffle else None
+        base = DistributedSampler(range(len(dataset)), shuffle=shuffle, seed=dataset.seed, drop_last=drop_last)
+    sampler = EpochSampler(len(dataset), dataset.seed, shuffle=shuffle, base=base)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=torch.cuda.is_available(), drop_last=drop_last,
-                      persistent_workers=False, prefetch_factor=prefetch if workers else None,
-                      worker_init_fn=_worker_init if workers else None)
+                      persistent_workers=workers > 0, prefetch_factor=prefetch if workers else None,
+                      worker_init_fn=_worker_init if workers else None,
+                      multiprocessing_context="spawn" if workers else None)
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
-    """Tell the dataset and the sampler which epoch starts (both seed their randomness with it)."""
+    """Start ``epoch``: the sampler's keys carry it to the workers (and the dataset, for direct use)."""
     loader.dataset.set_epoch(epoch)
-    if hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(epoch)
+    loader.sampler.set_epoch(epoch)
 
 
 @dataclass
