@@ -10,6 +10,7 @@ of the dataset) always know it.
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence
@@ -155,9 +156,11 @@ def make_loader(dataset: ClipDataset, batch_size: int, *, shuffle: bool = True, 
     """A DataLoader over ``dataset``: persistent worker processes, pinned memory when CUDA is present,
     uint8 batches, a deterministic per-epoch order (sharded by a DistributedSampler under torchrun).
 
-    Workers are spawned, not forked: a fork inherits OpenCV's and PyTorch's thread pools in whatever
-    state the parent left them, which can deadlock (seen with OpenCV); spawned workers start clean.
-    They persist across epochs, so their start-up (importing torch) is paid once per run.
+    Workers come from a fork server: forking the training process itself inherits OpenCV's thread
+    pool in whatever state the parent left it, which deadlocked; spawned workers start clean but run a
+    full interpreter teardown on exit, which aborted workers stopped mid-clip ("terminate called without
+    an active exception"). Forking from a clean server process avoids both. Workers persist across
+    epochs, so their start-up is paid once per run.
     """
     base = None
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -169,7 +172,16 @@ def make_loader(dataset: ClipDataset, batch_size: int, *, shuffle: bool = True, 
                       pin_memory=torch.cuda.is_available(), drop_last=drop_last,
                       persistent_workers=workers > 0, prefetch_factor=prefetch if workers else None,
                       worker_init_fn=_worker_init if workers else None,
-                      multiprocessing_context="spawn" if workers else None)
+                      multiprocessing_context=_worker_context() if workers else None)
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """A fork server with torch preloaded where the platform has one (Linux, macOS), else spawn."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "actionkit.data.loader"])
+    return context
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
