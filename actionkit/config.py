@@ -29,14 +29,16 @@ class PreprocessConfig:
       evenly spaced starts (one centred clip when K = 1).
 
     Videos shorter than a clip are looped. Frames are resized so the short side is
-    ``resize_short_side`` (bilinear, antialiased), centre-cropped to ``crop_size`` square and mapped
-    from [0, 255] to ``value_range``. Layout N×3×T×H×W, RGB.
+    ``resize_short_side`` (bilinear, antialiased), cropped to ``crop_size`` squares (``num_crops`` 1:
+    centre; 3: start, centre and end of the long side; every clip × crop is scored and the
+    probabilities averaged) and mapped from [0, 255] to ``value_range``. Layout N×3×T×H×W, RGB.
     """
 
     clip_len: int = 64
     frame_sampling: FrameSampling = "uniform"
     frame_stride: int = 1
     num_clips: int = 1
+    num_crops: int = 1
     resize_short_side: int = 256
     crop_size: int = 224
     value_range: tuple[float, float] = (-1.0, 1.0)
@@ -51,6 +53,8 @@ class PreprocessConfig:
             raise ValueError(f"frame_sampling must be 'uniform' or 'consecutive', got {self.frame_sampling!r}")
         if self.frame_stride < 1 or self.num_clips < 1:
             raise ValueError("frame_stride and num_clips must be at least 1")
+        if self.num_crops not in (1, 3):
+            raise ValueError(f"num_crops must be 1 (centre) or 3 (start, centre, end), got {self.num_crops}")
         if self.crop_size > self.resize_short_side:
             raise ValueError(f"crop_size {self.crop_size} exceeds resize_short_side {self.resize_short_side}")
 

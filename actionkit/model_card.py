@@ -55,7 +55,7 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None,
         f"RGB video. {pre.clip_len} frames per clip sampled `{pre.frame_sampling}`"
         + (f" (stride {pre.frame_stride})" if pre.frame_sampling == "consecutive" else " over the video")
         + f", {pre.num_clips} clip(s) per video; short side resized to {pre.resize_short_side} "
-        f"(bilinear), centre crop {pre.crop_size}×{pre.crop_size}, values scaled to "
+        f"(bilinear), {'centre crop' if pre.num_crops == 1 else '3 crops'} {pre.crop_size}×{pre.crop_size}, values scaled to "
         f"[{pre.value_range[0]:g}, {pre.value_range[1]:g}], tensor layout N×3×T×H×W. "
         "All of it is in `config.json` → `preprocessing`; actionkit applies it for you.",
         "",

@@ -19,7 +19,7 @@ import torch
 
 from actionkit.config import ModelConfig
 from actionkit.data.sampling import plan_clips
-from actionkit.data.transforms import resize_and_center_crop, to_model_input
+from actionkit.data.transforms import resize_and_crop, to_model_input
 from actionkit.data.video import as_frames, expand_video_paths, read_video
 from actionkit.errors import VideoError
 from actionkit.hub import load_pretrained, model_config_of
@@ -68,7 +68,7 @@ class VideoResult:
 @dataclass
 class _PreparedVideo:
     index: int
-    clips: torch.Tensor  # K×T×3×H×W uint8
+    clips: torch.Tensor  # (clips × crops)×T×3×H×W uint8
     warnings: list[str]
 
 
@@ -99,18 +99,22 @@ class Recognizer:
     # --- public API ------------------------------------------------------------------------------
 
     def predict(self, videos: VideoInput | Sequence[VideoInput], top_k: int = 5, batch_size: int = 4,
-                num_clips: int | None = None, on_error: Literal["report", "raise"] = "report",
+                num_clips: int | None = None, num_crops: int | None = None,
+                on_error: Literal["report", "raise"] = "report",
                 progress: bool = False) -> list[VideoResult]:
         """Top-k labels for each video, in input order.
 
         ``videos``: file paths, folders (expanded to the videos inside), or uint8 T×H×W×3 arrays.
         ``batch_size`` counts clips; clips of different videos share a batch. ``num_clips`` overrides
-        the config's clips per video (their probabilities are averaged). With ``on_error="report"`` a
+        the config's clips per video and ``num_crops`` (1 or 3) its crops; every clip × crop is scored
+        and the probabilities are averaged. With ``on_error="report"`` a
         bad video gets a result whose ``error`` says what is wrong and the others are still predicted;
         ``"raise"`` raises its :class:`VideoError` instead.
         """
         if top_k < 1 or batch_size < 1:
             raise ValueError("top_k and batch_size must be at least 1")
+        if num_crops not in (None, 1, 3):
+            raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
         inputs = self._named_inputs(videos)
         results = [VideoResult(name) for name, _ in inputs]
         probabilities: dict[int, list[torch.Tensor]] = {}
@@ -127,7 +131,7 @@ class Recognizer:
             pending.clear()
 
         with progress_bar("predicting", len(inputs), progress) as advance:
-            for item in self._load_ahead(inputs, num_clips, ahead=max(2, batch_size)):
+            for item in self._load_ahead(inputs, (num_clips, num_crops), ahead=max(2, batch_size)):
                 if isinstance(item, tuple):  # (index, VideoError)
                     index, error = item
                     if on_error == "raise":
@@ -160,9 +164,10 @@ class Recognizer:
                 named.extend((str(p), p) for p in expand_video_paths([Path(video)]))
         return named
 
-    def _load(self, index: int, name: str, video: VideoInput, num_clips: int | None) -> _PreparedVideo:
-        """Decode, sample clips and crop (uint8). Runs in a worker thread."""
+    def _load(self, index: int, name: str, video: VideoInput, views: tuple[int | None, int | None]) -> _PreparedVideo:
+        """Decode, sample clips and crop (uint8). Runs in a worker thread. ``views``: (clips, crops) overrides."""
         pre = self.config.preprocessing
+        num_clips, num_crops = views
         frames = as_frames(video, name) if isinstance(video, np.ndarray) else read_video(video).frames
         plan = plan_clips(len(frames), pre, num_clips)
         warnings = []
@@ -170,19 +175,19 @@ class Recognizer:
             warnings.append(f"{name}: {len(frames)} frames, shorter than the {pre.clip_len}-frame clip; "
                             "the video was looped to fill it")
         wanted = np.unique(np.concatenate(plan.clips))
-        cropped = resize_and_center_crop(frames[wanted], pre.resize_short_side, pre.crop_size)
+        crops = resize_and_crop(frames[wanted], pre.resize_short_side, pre.crop_size, num_crops or pre.num_crops)
         position = {int(frame): i for i, frame in enumerate(wanted)}
-        clips = torch.stack([cropped[[position[int(f)] for f in clip]] for clip in plan.clips])
+        clips = torch.stack([crop[[position[int(f)] for f in clip]] for clip in plan.clips for crop in crops])
         return _PreparedVideo(index, clips, warnings)
 
-    def _load_ahead(self, inputs: list[tuple[str, VideoInput]], num_clips: int | None,
+    def _load_ahead(self, inputs: list[tuple[str, VideoInput]], views: tuple[int | None, int | None],
                     ahead: int) -> Iterator[_PreparedVideo | tuple[int, VideoError]]:
         """Yield prepared videos in order while the next ``ahead`` load in background threads."""
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="actionkit-load") as pool:
             queue: deque[tuple[int, Future]] = deque()
             todo = iter(enumerate(inputs))
             for index, (name, video) in todo:
-                queue.append((index, pool.submit(self._load, index, name, video, num_clips)))
+                queue.append((index, pool.submit(self._load, index, name, video, views)))
                 if len(queue) >= ahead:
                     break
             while queue:
@@ -190,7 +195,7 @@ class Recognizer:
                 next_item = next(todo, None)
                 if next_item is not None:
                     i, (name, video) = next_item
-                    queue.append((i, pool.submit(self._load, i, name, video, num_clips)))
+                    queue.append((i, pool.submit(self._load, i, name, video, views)))
                 try:
                     yield future.result()
                 except VideoError as error:

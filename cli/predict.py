@@ -20,6 +20,7 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Labels per video.")] = 5,
     batch_size: Annotated[int, typer.Option(min=1, help="Clips per forward pass.")] = 4,
     num_clips: Annotated[int | None, typer.Option(min=1, help="Clips per video, averaged (default: the model's config).")] = None,
+    num_crops: Annotated[int | None, typer.Option(help="Crops per clip: 1 (centre) or 3 (along the long side).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
     device: DeviceOption = None,
     revision: RevisionOption = None,
@@ -28,7 +29,7 @@ def predict(
     with user_errors():
         recognizer = Recognizer.from_pretrained(model, device=device, revision=revision)
         results = recognizer.predict([str(v) for v in videos], top_k=top_k, batch_size=batch_size,
-                                     num_clips=num_clips, progress=len(videos) > 1 or videos[0].is_dir())
+                                     num_clips=num_clips, num_crops=num_crops, progress=len(videos) > 1 or videos[0].is_dir())
     for result in results:
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)

@@ -37,7 +37,7 @@ def test_config_and_model_card_describe_the_model(k400_dir: Path) -> None:
     assert config["model"] == {"num_classes": 400, "in_channels": 3, "dropout": 0.5, "architecture": "i3d"}
     assert config["id2label"]["6"] == "arm wrestling" and len(config["id2label"]) == 400
     assert config["preprocessing"] == {
-        "clip_len": 64, "frame_sampling": "uniform", "frame_stride": 1, "num_clips": 1,
+        "clip_len": 64, "frame_sampling": "uniform", "frame_stride": 1, "num_clips": 1, "num_crops": 1,
         "resize_short_side": 256, "crop_size": 224, "value_range": [-1.0, 1.0],
         "channel_order": "RGB", "layout": "NCTHW"}
     assert config["source"]["format"] == "deepmind" and config["license"] == "apache-2.0"

@@ -1,11 +1,13 @@
 """Recognizer and `actionkit predict` on the real clips with the Kinetics-400 model."""
 
 import json
+from dataclasses import dataclass
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from typer.testing import CliRunner
 
 from actionkit import Recognizer
@@ -81,3 +83,27 @@ def test_cli_model_can_be_a_checkpoint_file(checkpoint: Path) -> None:
     result = runner.invoke(app, ["predict", gif, "--model", str(checkpoint), "--json", "-k", "1"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["predictions"][0]["label"] == "playing cricket"
+
+
+def test_three_crop_evaluation_matches_between_prediction_and_loader(k400_fast_dir: Path) -> None:
+    from dataclasses import replace
+
+    from actionkit.data.loader import ClipDataset, finish_batch
+
+    recognizer = Recognizer.from_pretrained(str(k400_fast_dir))
+    recognizer.config.preprocessing = replace(recognizer.config.preprocessing, num_clips=2, num_crops=3)
+    clip = require(CLIPS / "arm_wrestling.mp4")
+    (result,) = recognizer.predict(str(clip), top_k=1)
+    assert result.top1.label == "arm wrestling"
+
+    @dataclass(frozen=True)
+    class Sample:
+        path: Path
+        label: int
+
+    item = ClipDataset([Sample(clip, 6)], train=False, eval_preprocessing=recognizer.config.preprocessing)[0]
+    assert item["frames"].shape == (6, 16, 3, 224, 224)  # 2 clips × 3 crops
+    batch = finish_batch({"frames": item["frames"][None], "label": torch.tensor([6])}, "cpu")
+    with torch.no_grad():
+        probs = torch.softmax(recognizer.model(batch.video), dim=1).mean(0)
+    assert abs(float(probs.max()) - result.top1.score) < 1e-5

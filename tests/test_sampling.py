@@ -116,3 +116,17 @@ def test_color_jitter_changes_colours_not_geometry() -> None:
     assert jittered.shape == clip.shape and jittered.dtype == torch.uint8 and not torch.equal(jittered, clip)
     flat = torch.full((4, 3, 16, 16), 77, dtype=torch.uint8)
     assert len(color_jitter(flat, 0.4, rng).unique()) == 1  # a uniform clip stays uniform
+
+
+def test_three_crops_span_the_long_side() -> None:
+    from actionkit.data.transforms import resize_and_crop
+
+    frames = np.zeros((2, 240, 320, 3), np.uint8)
+    frames[:, :, :40] = 50     # left edge
+    frames[:, :, -40:] = 200   # right edge
+    crops = resize_and_crop(frames, 240, 224, num_crops=3)
+    assert crops.shape == (3, 2, 3, 224, 224)
+    assert crops[0, 0, 0, 100, 0] == 50 and crops[2, 0, 0, 100, -1] == 200
+    assert torch.equal(crops[1], resize_and_crop(frames, 240, 224)[0])
+    portrait = resize_and_crop(np.zeros((1, 320, 240, 3), np.uint8), 240, 224, num_crops=3)
+    assert portrait.shape == (3, 1, 3, 224, 224)

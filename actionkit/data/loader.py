@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from actionkit.config import PreprocessConfig
 from actionkit.data.sampling import plan_clips, random_clip
 from actionkit.data.transforms import (AugmentConfig, CropBox, color_jitter, crop_and_resize,
-                                       flow_geometry_scale, random_crop_box, resize_and_center_crop,
+                                       flow_geometry_scale, random_crop_box, resize_and_crop,
                                        to_model_input)
 from actionkit.data.video import probe_video, read_frames
 
@@ -54,8 +54,9 @@ class ClipConfig:
 
 
 class ClipDataset(Dataset):
-    """One random augmented clip per video per epoch (``train=True``), or the evaluation clips of
-    ``eval_preprocessing`` (K uniform clips, centre crop, exactly as prediction does)."""
+    """One random augmented clip per video per epoch (``train=True``), or the evaluation views of
+    ``eval_preprocessing`` (K uniform clips × 1 or 3 crops, (K·C)×T×3×S×S, exactly as prediction
+    makes them)."""
 
     def __init__(self, samples: Sequence[LabelledVideo], *, train: bool = True,
                  clips: ClipConfig | None = None, eval_preprocessing: PreprocessConfig | None = None,
@@ -91,9 +92,10 @@ class ClipDataset(Dataset):
             plan = plan_clips(total, self.eval_preprocessing)
             wanted = np.concatenate(plan.clips)
             pre = self.eval_preprocessing
-            frames = resize_and_center_crop(read_frames(sample.path, wanted), pre.resize_short_side, pre.crop_size)
-            clips = frames.reshape(len(plan.clips), pre.clip_len, *frames.shape[1:])
-            return {"frames": clips, "label": sample.label, "index": index}
+            crops = resize_and_crop(read_frames(sample.path, wanted), pre.resize_short_side, pre.crop_size,
+                                    pre.num_crops)  # C×(K·T)×3×S×S
+            views = crops.reshape(pre.num_crops, len(plan.clips), pre.clip_len, *crops.shape[2:])
+            return {"frames": views.transpose(0, 1).flatten(0, 1), "label": sample.label, "index": index}
 
         rng = np.random.default_rng([self.seed, epoch, index])
         indices = random_clip(total, self.clips.clip_len, self.clips.frame_stride, rng, self.clips.jitter).clips[0]

@@ -17,15 +17,29 @@ def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]
     return max(short_side, round(height * short_side / width)), short_side
 
 
-def resize_and_center_crop(frames: np.ndarray, short_side: int, crop: int) -> torch.Tensor:
-    """T×H×W×3 uint8 -> T×3×crop×crop uint8: bilinear (antialiased) short-side resize, centre crop."""
+def resize_and_crop(frames: np.ndarray, short_side: int, crop: int, num_crops: int = 1) -> torch.Tensor:
+    """T×H×W×3 uint8 -> num_crops×T×3×crop×crop uint8: bilinear (antialiased) short-side resize, then
+    square crops along the long side: 1 = centre; 3 = start, centre, end (the usual 3-crop evaluation)."""
+    if num_crops not in (1, 3):
+        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # T, 3, H, W
     height, width = x.shape[-2:]
     new_h, new_w = short_side_size(height, width, short_side)
     if (new_h, new_w) != (height, width):
         x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
     top, left = (new_h - crop) // 2, (new_w - crop) // 2
-    return x[:, :, top:top + crop, left:left + crop].contiguous()
+    if num_crops == 1:
+        corners = [(top, left)]
+    elif new_w >= new_h:
+        corners = [(top, 0), (top, left), (top, new_w - crop)]
+    else:
+        corners = [(0, left), (top, left), (new_h - crop, left)]
+    return torch.stack([x[:, :, t:t + crop, l:l + crop] for t, l in corners]).contiguous()
+
+
+def resize_and_center_crop(frames: np.ndarray, short_side: int, crop: int) -> torch.Tensor:
+    """T×H×W×3 uint8 -> T×3×crop×crop uint8: short-side resize and centre crop."""
+    return resize_and_crop(frames, short_side, crop)[0]
 
 
 def to_model_input(clips: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
