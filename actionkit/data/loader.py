@@ -154,9 +154,11 @@ def _worker_init(_: int) -> None:
 
 
 def make_loader(dataset: ClipDataset, batch_size: int, *, shuffle: bool = True, workers: int = 2,
-                drop_last: bool = False, prefetch: int = 4) -> DataLoader:
+                drop_last: bool = False, prefetch: int = 4, shard: bool = True) -> DataLoader:
     """A DataLoader over ``dataset``: persistent worker processes, pinned memory when CUDA is present,
-    uint8 batches, a deterministic per-epoch order (sharded by a DistributedSampler under torchrun).
+    uint8 batches, a deterministic per-epoch order (sharded by a DistributedSampler under torchrun
+    unless ``shard`` is false). The loader has its own seeded generator, so starting workers never
+    draws from the global torch RNG (which would change dropout and break resume equality).
 
     Workers come from a fork server: forking the training process itself inherits OpenCV's thread
     pool in whatever state the parent left it, which deadlocked; spawned workers start clean but run a
@@ -165,7 +167,7 @@ def make_loader(dataset: ClipDataset, batch_size: int, *, shuffle: bool = True, 
     epochs, so their start-up is paid once per run.
     """
     base = None
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if shard and torch.distributed.is_available() and torch.distributed.is_initialized():
         from torch.utils.data.distributed import DistributedSampler
 
         base = DistributedSampler(range(len(dataset)), shuffle=shuffle, seed=dataset.seed, drop_last=drop_last)
@@ -174,6 +176,7 @@ def make_loader(dataset: ClipDataset, batch_size: int, *, shuffle: bool = True, 
                       pin_memory=torch.cuda.is_available(), drop_last=drop_last,
                       persistent_workers=workers > 0, prefetch_factor=prefetch if workers else None,
                       worker_init_fn=_worker_init if workers else None,
+                      generator=torch.Generator().manual_seed(dataset.seed),
                       multiprocessing_context=_worker_context() if workers else None)
 
 
