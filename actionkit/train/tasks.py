@@ -1,0 +1,192 @@
+"""The training objective as a module: the network being trained, its training-only parts and the loss.
+
+One :class:`Task` covers the three objectives the product trains with, as independent switches:
+
+- plain fine-tuning (both off): cross-entropy only;
+- Rev2Net (``rev2net``): the encoder wrapped in :class:`~actionkit.models.rev2net.Rev2Net`, Eq. 3 of
+  Pan et al.: L = CE + α·KL(N(μ1,σ1²) ‖ N(μ2,σ2²)) + β·Σ_l ‖f^l_D1 − f^l_D2‖_F
+  + λflow·‖O − Ô‖_F + λim·‖I − Î‖_F. The DDP terms compare the two decoders, so they exist only when both are on;
+  switching a decoder off removes it, its Gaussian head, its reconstruction term and the DDP terms;
+- self-distillation (``self_distill``): L += λ·‖f(x) − f'(x)‖², f' a frozen copy of the encoder taken
+  at the start of each epoch (Algorithm 1: at the first epoch, the pretrained encoder).
+
+The loop sees only ``forward(batch) -> TaskOutput``, ``start_epoch``, ``evaluate_logits``,
+``trainable_parameters`` and ``encoder`` (the I3D that is saved and exported: no decoder, no teacher).
+Reductions over the batch are documented in :mod:`actionkit.train.losses`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from actionkit.models.i3d import I3D
+from actionkit.models.rev2net import Rev2Net, Rev2NetConfig, Rev2NetOutput
+from actionkit.train import losses
+
+_FROBENIUS_REDUCTIONS = ("mean", "rms", "sum")
+_BATCH_REDUCTIONS = ("mean", "sum")
+
+
+@dataclass
+class TaskConfig:
+    """Which objectives, and their weights (defaults: the papers' values)."""
+
+    rev2net: bool = False
+    flow_decoder: bool = True      # ablation switches (only meaningful with rev2net)
+    frame_decoder: bool = True
+    ddp: bool = True               # Decoding Discrepancy Penalty terms on/off (need both decoders)
+    alpha: float = 0.01            # KL (high-level DDP)
+    beta: float = 0.1              # Frobenius (low-level DDP)
+    lambda_flow: float = 0.1
+    lambda_im: float = 0.1
+    self_distill: bool = False
+    sd_weight: float = 100.0
+    frobenius_reduction: str = "mean"  # flow, frame and low-level DDP norms: mean | rms | sum over the batch
+    sd_reduction: str = "mse"          # self-distillation: mse (mean over batch and dims) | mean | sum
+
+    def __post_init__(self) -> None:
+        if self.frobenius_reduction not in _FROBENIUS_REDUCTIONS:
+            raise ValueError(f"frobenius_reduction must be one of {', '.join(_FROBENIUS_REDUCTIONS)}, "
+                             f"got {self.frobenius_reduction!r}")
+        if self.sd_reduction not in ("mse", *_BATCH_REDUCTIONS):
+            raise ValueError(f"sd_reduction must be one of mse, {', '.join(_BATCH_REDUCTIONS)}, "
+                             f"got {self.sd_reduction!r}")
+        weights = {k: getattr(self, k) for k in ("alpha", "beta", "lambda_flow", "lambda_im", "sd_weight")}
+        negative = [f"{k}={v}" for k, v in weights.items() if v < 0]
+        if negative:
+            raise ValueError(f"loss weights must be ≥ 0, got {', '.join(negative)}")
+        if self.rev2net and not (self.flow_decoder or self.frame_decoder):
+            raise ValueError("rev2net with both decoders off is plain fine-tuning: set rev2net=False, "
+                             "or keep the flow or the frame decoder")
+
+    @property
+    def active_terms(self) -> tuple[str, ...]:
+        """The names of the loss terms this configuration computes, in :class:`TaskOutput` order."""
+        terms = ["ce"]
+        if self.rev2net:
+            if self.flow_decoder and self.frame_decoder and self.ddp:
+                terms += ["kl", "ddp"]
+            terms += ["flow"] if self.flow_decoder else []
+            terms += ["frame"] if self.frame_decoder else []
+        if self.self_distill:
+            terms.append("sd")
+        return tuple(terms)
+
+
+@dataclass
+class TaskOutput:
+    """The total loss to backpropagate, each weighted term (detached, for logging) and the logits."""
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    logits: torch.Tensor
+
+
+class Batch(Protocol):
+    """What :meth:`Task.forward` reads (``actionkit.data.loader.DeviceBatch`` fits)."""
+
+    video: torch.Tensor               # N×3×T×H×W in [-1, 1]
+    labels: torch.Tensor              # N
+    flow: torch.Tensor | None         # N×2×T×H/2×W/2 in px / 20, when the flow decoder is on
+
+
+class Task(nn.Module):
+    """An I3D encoder, the training-only parts its objective needs (Rev2Net's decoders, a teacher),
+    and the loss. ``task.encoder`` is the I3D being trained."""
+
+    def __init__(self, encoder: I3D, config: TaskConfig) -> None:
+        super().__init__()
+        self.config = config
+        # The trained network: Rev2Net (encoder + decoders) or the bare I3D. One registration, so the
+        # encoder's weights appear once in the state dict.
+        self.model: Rev2Net | I3D = (
+            Rev2Net(encoder, Rev2NetConfig(flow_decoder=config.flow_decoder, frame_decoder=config.frame_decoder))
+            if config.rev2net else encoder)
+        self.teacher: I3D | None = None
+        if config.self_distill:
+            self.teacher = copy.deepcopy(encoder).requires_grad_(False).eval()
+            for p in self.teacher.parameters():
+                p.grad = None
+
+    @property
+    def encoder(self) -> I3D:
+        """The I3D being trained (what is saved and exported): no decoders, no teacher."""
+        return self.model.encoder if isinstance(self.model, Rev2Net) else self.model
+
+    @property
+    def needs_flow(self) -> bool:
+        """True when the flow decoder is on: batches must carry flow targets."""
+        return self.config.rev2net and self.config.flow_decoder
+
+    @property
+    def active_terms(self) -> tuple[str, ...]:
+        return self.config.active_terms
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters to optimise (the teacher's are frozen and left out)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def train(self, mode: bool = True) -> "Task":
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()  # always: running BN statistics, no dropout
+        return self
+
+    def start_epoch(self, epoch: int) -> None:
+        """Self-distillation: the teacher becomes a frozen copy of the encoder as it is now (the end of
+        epoch ``epoch`` − 1; at the first epoch, the pretrained encoder). A no-op otherwise.
+        Call it at each epoch start, not when resuming inside an epoch (the teacher is in the state dict)."""
+        if self.teacher is not None:
+            self.teacher.load_state_dict(self.encoder.state_dict())
+
+    @torch.no_grad()
+    def evaluate_logits(self, video: torch.Tensor) -> torch.Tensor:
+        """The encoder's logits only (no decoders, no teacher), for validation."""
+        return self.encoder(video)
+
+    def forward(self, batch: Batch) -> TaskOutput:
+        terms, logits = self.compute_terms(batch)
+        loss = torch.stack(list(terms.values())).sum()
+        return TaskOutput(loss, {k: v.detach() for k, v in terms.items()}, logits)
+
+    def compute_terms(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Each weighted loss term (attached to the graph, named as in :attr:`active_terms`) and the logits."""
+        video = batch.video
+        if isinstance(self.model, Rev2Net):
+            out = self.model(video)
+            logits, features = out.logits, out.features
+            terms = rev2net_terms(out, batch, self.config)
+        else:
+            features = self.model.forward_features(video)
+            logits = self.model.forward_head(features)
+            terms = {"ce": losses.cross_entropy(logits, batch.labels)}
+        if self.teacher is not None:
+            with torch.no_grad():
+                target = self.teacher.forward_features(video)
+            terms["sd"] = self.config.sd_weight * losses.self_distill_loss(features, target,
+                                                                           self.config.sd_reduction)
+        return terms, logits
+
+
+def rev2net_terms(out: Rev2NetOutput, batch: Batch, config: TaskConfig) -> dict[str, torch.Tensor]:
+    """The weighted terms of Eq. 3 for one Rev2Net output: ``ce``; ``kl`` = α·KL and ``ddp`` = β·Σ_l‖·‖_F
+    (both decoders on and ``config.ddp``); ``flow`` = λflow·‖O − Ô‖_F; ``frame`` = λim·‖I − Î‖_F with I
+    the input reversed in time. Their sum is L(I, O, y)."""
+    c = config
+    terms = {"ce": losses.cross_entropy(out.logits, batch.labels)}
+    if c.ddp and out.flow is not None and out.frames is not None:
+        terms["kl"] = c.alpha * losses.ddp_high_level(out.mu_flow, out.logvar_flow, out.mu_frame, out.logvar_frame)
+        terms["ddp"] = c.beta * losses.ddp_low_level(out.flow_features, out.frame_features, c.frobenius_reduction)
+    if out.flow is not None:
+        if batch.flow is None:
+            raise ValueError("the flow decoder needs flow targets, but batch.flow is None "
+                             "(give the training dataset a FlowCache)")
+        terms["flow"] = c.lambda_flow * losses.flow_loss(out.flow, batch.flow, c.frobenius_reduction)
+    if out.frames is not None:
+        terms["frame"] = c.lambda_im * losses.frame_loss(out.frames, batch.video, c.frobenius_reduction)
+    return terms
