@@ -20,6 +20,19 @@ TestOption = Annotated[str | None, typer.Option(help="With --split-by: comma-sep
 DeviceOption = Annotated[str | None, typer.Option(help="torch device, e.g. cpu or cuda:0 (default: CUDA if present).")]
 
 
+def show_library_warnings() -> None:
+    """Print the library's logged warnings (e.g. skipped videos) on stderr as ``warning: ...`` lines."""
+    import logging
+
+    logger = logging.getLogger("actionkit")
+    if not any(getattr(h, "_actionkit_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        handler._actionkit_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
 def split_values(text: str | None) -> list[str] | None:
     """``"9,10, 15"`` -> ``["9", "10", "15"]`` (None stays None)."""
     return [v.strip() for v in text.split(",") if v.strip()] if text else None

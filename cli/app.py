@@ -12,13 +12,17 @@ from .convert import convert
 from .data import data_app
 from .flow import flow
 from .predict import predict
+from .train import evaluate, finetune, train
 
 app = typer.Typer(name="actionkit", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
-                  help="Video action recognition: convert checkpoints, check datasets, precompute flow, predict.")
+                  help="Video action recognition: convert checkpoints, check datasets, precompute flow, train, evaluate, predict.")
 app.command()(convert)
 app.command()(predict)
 app.command()(flow)
+app.command()(finetune)
+app.command()(train)
+app.command()(evaluate)
 app.add_typer(data_app, name="data")
 
 

@@ -1,0 +1,83 @@
+"""Training state on disk: written atomically each epoch, restored exactly by ``--resume``.
+
+``checkpoint.pt`` holds the task (encoder, decoders, teacher), optimizer, scheduler, completed epochs,
+optimizer steps, the torch RNG states and the run's settings. It is written to a temporary file and
+renamed, so a kill at any moment leaves the previous checkpoint intact. Loading uses
+``torch.load(weights_only=True)``: no code runs from a checkpoint file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from actionkit.errors import CheckpointError
+
+CHECKPOINT_NAME = "checkpoint.pt"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainingState:
+    """What resuming needs: the epochs completed, optimizer steps taken, and every state dict."""
+
+    epoch: int
+    step: int
+    task: dict[str, Any]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    rng: dict[str, Any]
+    settings: dict[str, Any]
+    best_metric: float | None = None
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(run_dir: Path, state: TrainingState) -> Path:
+    """Write ``run_dir/checkpoint.pt`` atomically (temporary file in the same folder, then rename)."""
+    target = run_dir / CHECKPOINT_NAME
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".pt", dir=run_dir)
+    os.close(fd)
+    try:
+        torch.save({"format_version": FORMAT_VERSION, **state.__dict__}, tmp)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def load_checkpoint(run_dir: Path, settings: dict[str, Any]) -> TrainingState:
+    """The run's last checkpoint; an error naming the file when it is missing, unreadable, or was
+    written with different settings (a resumed run must be the same run)."""
+    path = run_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(path, "no checkpoint to resume from (the run has not finished an epoch)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for damaged files
+        raise CheckpointError(path, f"unreadable checkpoint ({str(e).splitlines()[0]})") from None
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(path, f"checkpoint format {data.get('format_version')} is not {FORMAT_VERSION}")
+    saved = data["settings"]
+    changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in changed[:5])
+        raise CheckpointError(path, f"--resume with different settings ({detail}); use a new --out folder")
+    data.pop("format_version")
+    return TrainingState(**data)

@@ -1,0 +1,170 @@
+"""finetune: from a dataset folder and a pretrained model to a run folder, in one call.
+
+The steps, in order: find the dataset's layout and classes; decode every video once (unreadable ones
+are skipped with a warning and listed in ``run.json``, or are an error with ``strict``); load the
+model and replace its classifier when the dataset's classes differ; build the task (plain, Rev2Net,
+self-distillation or both), the loaders (with flow targets when the flow decoder needs them) and
+train. ``actionkit finetune`` and ``actionkit train`` are thin faces over :func:`finetune`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from actionkit.config import ModelConfig, PreprocessConfig
+from actionkit.data.check import check_dataset
+from actionkit.data.datasets import DatasetIndex, scan_dataset
+from actionkit.data.flow import FlowCache, FlowConfig
+from actionkit.data.loader import ClipConfig, ClipDataset, make_loader
+from actionkit.data.transforms import AugmentConfig
+from actionkit.hub import load_pretrained
+from actionkit.models.i3d import I3D
+from actionkit.train import distributed
+from actionkit.train.loop import RunResult, TrainConfig, fit
+from actionkit.train.tasks import Task, TaskConfig
+
+_log = logging.getLogger("actionkit")
+
+
+@dataclass
+class DataConfig:
+    """Where the videos are, how they split, and the clips made from them."""
+
+    root: Path
+    split_by: str | None = None
+    val: list[str] | None = None
+    test: list[str] | None = None
+    clip_len: int = 32
+    frame_stride: int = 1
+    crop_size: int = 224
+    eval_clips: int = 3
+    strict: bool = False
+    workers: int = 2
+    flow_method: str = "dis"
+    flow_cache: Path | None = None
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything a run needs. ``model`` is a Hub folder, a checkpoint file or a repo id."""
+
+    data: DataConfig
+    model: str
+    out: Path
+    task: TaskConfig = field(default_factory=TaskConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    device: str | None = None
+    resume: bool = False
+
+
+def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunResult:
+    """Run (or ``resume``) a training run into ``config.out``; see the module docstring."""
+    device = distributed.device_for_rank(config.device)
+    with distributed.process_group(device):
+        say = log if distributed.is_main() else (lambda _: None)
+        torch.manual_seed(config.train.seed)
+        encoder = load_pretrained(config.model)
+        index = _scan(config.data, encoder)
+        say(index.describe())
+        report = check_dataset(index, workers=max(1, config.data.workers), progress=distributed.is_main())
+        train = report.training_samples("train", strict=config.data.strict)
+        val = report.training_samples("val", strict=config.data.strict) if index.split("val") else None
+        _fit_classifier(encoder, index.classes, say)
+        model_config = _model_config(encoder, index, config)
+        task = Task(encoder, config.task)
+        if task.needs_flow:
+            say(f"flow targets: {config.data.flow_method}, computed on first use and cached")
+        train_loader, val_loader = _loaders(config, task, train, val, model_config)
+        if distributed.is_main():
+            _write_run_report(config, index, train.skipped + (val.skipped if val else []), None)
+        result = fit(task, train_loader, val_loader, config.train, config.out, model_config, device=device,
+                     resume=config.resume, settings=_settings(config), log=say)
+        if distributed.is_main():
+            _write_run_report(config, index, train.skipped + (val.skipped if val else []), result)
+        return result
+
+
+def _scan(data: DataConfig, encoder: I3D) -> DatasetIndex:
+    """The dataset's classes, in the model's order when the model already knows exactly these classes."""
+    index = scan_dataset(data.root, split_by=data.split_by, val=data.val, test=data.test)
+    labels = encoder.pretrained_cfg.labels
+    if sorted(labels) == sorted(index.classes) and labels != index.classes:
+        index = scan_dataset(data.root, split_by=data.split_by, val=data.val, test=data.test, classes=labels)
+    return index
+
+
+def _fit_classifier(encoder: I3D, classes: list[str], say: Callable[[str], None]) -> None:
+    labels = encoder.pretrained_cfg.labels
+    if labels == classes:
+        say(f"keeping the model's {len(classes)}-class classifier (same classes as the dataset)")
+        return
+    say(f"replacing the model's {len(labels)}-class classifier with a new {len(classes)}-class one "
+        f"for the dataset's classes ({', '.join(classes[:6])}{', ...' if len(classes) > 6 else ''})")
+    encoder.replace_classifier(len(classes))
+
+
+def _model_config(encoder: I3D, index: DatasetIndex, config: FinetuneConfig) -> ModelConfig:
+    """config.json of the trained model: the dataset's labels, and clips sampled as in training."""
+    data = config.data
+    base = encoder.pretrained_cfg
+    preprocessing = PreprocessConfig(clip_len=data.clip_len, frame_sampling="consecutive",
+                                     frame_stride=data.frame_stride, num_clips=data.eval_clips,
+                                     resize_short_side=max(base.preprocessing.resize_short_side, data.crop_size),
+                                     crop_size=data.crop_size, value_range=base.preprocessing.value_range)
+    return ModelConfig(model=encoder.config, id2label=dict(enumerate(index.classes)), preprocessing=preprocessing,
+                       source={"format": "actionkit-finetune", "base_model": config.model,
+                               "dataset": index.describe(), "objective": _objective_name(config.task)},
+                       license=base.license)
+
+
+def _objective_name(task: TaskConfig) -> str:
+    parts = [name for name, on in (("rev2net", task.rev2net), ("self-distillation", task.self_distill)) if on]
+    return " + ".join(parts) or "cross-entropy"
+
+
+def _loaders(config: FinetuneConfig, task: Task, train, val, model_config: ModelConfig):
+    data = config.data
+    flow_cache = FlowCache(data.flow_cache, FlowConfig(method=data.flow_method)) if task.needs_flow else None  # type: ignore[arg-type]
+    clips = ClipConfig(clip_len=data.clip_len, frame_stride=data.frame_stride,
+                       augment=AugmentConfig(crop_size=data.crop_size))
+    train_set = ClipDataset(train.samples, clips=clips, flow_cache=flow_cache, num_frames=train.num_frames,
+                            seed=config.train.seed)
+    train_loader = make_loader(train_set, config.train.batch_size, workers=data.workers, drop_last=False)
+    val_loader = None
+    if val is not None and val.samples:
+        val_set = ClipDataset(val.samples, train=False, eval_preprocessing=model_config.preprocessing,
+                              num_frames=val.num_frames, seed=config.train.seed)
+        val_loader = make_loader(val_set, max(1, config.train.batch_size // data.eval_clips), shuffle=False,
+                                 workers=data.workers, shard=False)
+    return train_loader, val_loader
+
+
+def _settings(config: FinetuneConfig) -> dict[str, Any]:
+    """What identifies a run (compared on --resume): not where it runs or how many workers load it."""
+    data = {k: v for k, v in asdict(config.data).items() if k not in ("workers", "flow_cache")}
+    return json.loads(json.dumps({"data": data, "model": config.model, "task": asdict(config.task)}, default=str))
+
+
+def _write_run_report(config: FinetuneConfig, index: DatasetIndex, skipped: list[str], result: RunResult | None) -> None:
+    """run.json: settings, dataset, classes, skipped videos and (when done) the result; written atomically."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    index.save_classes(out / "classes.json")
+    report: dict[str, Any] = {"settings": _settings(config), "train": json.loads(json.dumps(asdict(config.train))),
+                              "dataset": index.describe(), "classes": index.classes,
+                              "skipped_unreadable": skipped, "world_size": distributed.world_size()}
+    if result is not None:
+        report["result"] = {"epochs": result.epochs, "best_top1": result.best_top1, "last": result.last,
+                            "seconds": round(result.seconds, 1)}
+    fd, tmp = tempfile.mkstemp(prefix=".run.", suffix=".json", dir=out)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    os.replace(tmp, out / "run.json")

@@ -1,0 +1,231 @@
+"""fit: the training loop, readable top to bottom.
+
+Per epoch: the task starts the epoch (self-distillation refreshes its teacher), the loader replays the
+epoch's seeded order, each batch is normalised on the device, the task returns its named losses, and
+the optimizer steps every ``accumulate`` batches. Then rank 0 validates, writes ``last/`` (and ``best/``)
+as Hub folders, plots, and saves the checkpoint atomically. ``resume=True`` continues from the last
+completed epoch with the same weights, optimizer, schedule, teacher and RNG state, so a killed run ends
+where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import torch
+from torch.utils.data import DataLoader
+
+from actionkit.config import ModelConfig
+from actionkit.data.loader import finish_batch, set_loader_epoch
+from actionkit.errors import ActionkitError
+from actionkit.hub import save_pretrained
+from actionkit.progress import progress_bar
+from actionkit.train import distributed
+from actionkit.train.checkpoint import (CHECKPOINT_NAME, TrainingState, load_checkpoint, restore_rng, rng_state,
+                                        save_checkpoint)
+from actionkit.train.evaluate import EvalResult, evaluate
+from actionkit.train.metrics import MetricsLog, plot_metrics
+from actionkit.train.schedule import Schedule, lr_factor
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. ``amp="auto"`` is bf16 autocast on CUDA and full fp32 on CPU.
+    ``freeze_bn`` keeps the encoder's batch-norm statistics at their pretrained values (the layers run in
+    eval mode; their scale and shift still train), as is usual when fine-tuning I3D with small batches:
+    with a few clips per batch, train-mode statistics are noise, and the student would start far from
+    its self-distillation teacher."""
+
+    epochs: int = 10
+    batch_size: int = 8
+    accumulate: int = 1
+    lr: float = 0.01
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: Schedule = "cosine"
+    warmup_epochs: float = 0.0
+    step_epochs: int = 0
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    seed: int = 0
+    max_steps_per_epoch: int | None = None
+    clip_grad_norm: float | None = 40.0  # max global gradient norm (None: no clipping)
+    freeze_bn: bool = True  # BN statistics frozen (affine params train): batches of a few clips give poor statistics
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
+            raise ValueError("epochs, batch_size and accumulate must be at least 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
+
+
+@dataclass
+class RunResult:
+    """Where the run lives and how it ended."""
+
+    run_dir: Path
+    epochs: int
+    best_top1: float | None
+    last: dict[str, float]
+    seconds: float
+
+
+def build_optimizer(parameters: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def autocast_for(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """bf16 (or fp16) autocast on CUDA when asked or ``auto``; nothing on CPU unless asked."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader | None, config: TrainConfig,
+        run_dir: str | Path, model_config: ModelConfig, *, device: torch.device, resume: bool = False,
+        settings: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> RunResult:
+    """Train ``task`` (see :mod:`actionkit.train.tasks`) and write the run folder:
+
+    ``checkpoint.pt`` (atomic, each epoch), ``metrics.jsonl``, ``plots/{loss,accuracy}.png``,
+    ``last/`` and ``best/`` (Hub folders of the encoder with the class list and metrics) and, from
+    validation, ``plots/confusion.{png,json}``. ``settings`` (JSON-able) identify the run: a resume with
+    different settings is refused.
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    settings = {**(settings or {}), "train": _jsonable(asdict(config))}
+    main = distributed.is_main()
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume and (run_dir / CHECKPOINT_NAME).exists():
+        raise ActionkitError(f"{run_dir}: already holds a training run; pass --resume to continue it, "
+                             "or choose another --out")
+    task.to(device)
+    optimizer = build_optimizer(list(task.trainable_parameters()), config)
+    steps_per_epoch = _steps_per_epoch(train_loader, config)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(
+        step, total_steps, warmup, config.schedule, config.step_epochs * steps_per_epoch))
+    metrics = MetricsLog(run_dir)
+    start_epoch, step, best = 0, 0, None
+    if resume:
+        state = load_checkpoint(run_dir, settings)
+        task.load_state_dict(state.task)
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        restore_rng(state.rng)
+        start_epoch, step, best = state.epoch, state.step, state.best_metric
+        if main:
+            metrics.keep_epochs_before(start_epoch)
+            log(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs} (step {step})")
+    model = _wrap_distributed(task, device)
+    last: dict[str, float] = {}
+
+    for epoch in range(start_epoch, config.epochs):
+        task.start_epoch(epoch)
+        set_loader_epoch(train_loader, epoch)
+        step = _train_one_epoch(model, task, train_loader, optimizer, scheduler, config, device, epoch, step,
+                                steps_per_epoch, metrics if main else None, model_config)
+        if main:
+            last = {"epoch": epoch + 1}
+            if val_loader is not None:
+                result = _validate(task, val_loader, model_config, device)
+                last.update(result.metrics())
+                metrics.append({"split": "val", "epoch": epoch, "step": step, **result.metrics()})
+                log(f"epoch {epoch + 1}/{config.epochs}: val top-1 {100 * result.top1:.1f}%, top-5 "
+                    f"{100 * result.top5:.1f}%, mean class {100 * result.mean_class:.1f}%")
+                if best is None or result.top1 > best:
+                    best = result.top1
+                    save_pretrained(task.encoder, run_dir / "best", config=model_config, metrics=_card_metrics(last))
+                    from actionkit.train.evaluate import save_confusion
+
+                    save_confusion(result, model_config.labels, run_dir / "plots", "best epoch")
+            save_pretrained(task.encoder, run_dir / "last", config=model_config, metrics=_card_metrics(last))
+            plot_metrics(metrics.records(), run_dir / "plots")
+            save_checkpoint(run_dir, TrainingState(epoch + 1, step, task.state_dict(), optimizer.state_dict(),
+                                                   scheduler.state_dict(), rng_state(), settings, best))
+        distributed.barrier()
+    return RunResult(run_dir, config.epochs, best, last, time.perf_counter() - started)
+
+
+def _steps_per_epoch(loader: DataLoader, config: TrainConfig) -> int:
+    batches = len(loader)
+    if config.max_steps_per_epoch is not None:
+        batches = min(batches, config.max_steps_per_epoch * config.accumulate)
+    return max(1, math.ceil(batches / config.accumulate))
+
+
+def _wrap_distributed(task: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    if distributed.world_size() == 1:
+        return task
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(task, device_ids=ids)
+
+
+def _train_one_epoch(model, task, loader, optimizer, scheduler, config: TrainConfig, device, epoch: int,
+                     step: int, steps_per_epoch: int, metrics: MetricsLog | None, model_config: ModelConfig) -> int:
+    task.train()
+    if config.freeze_bn:
+        for module in task.encoder.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+    optimizer.zero_grad(set_to_none=True)
+    batches = steps_per_epoch * config.accumulate
+    value_range = model_config.preprocessing.value_range
+    with progress_bar(f"epoch {epoch + 1}/{config.epochs}", min(batches, len(loader)), metrics is not None) as advance:
+        for i, batch in enumerate(loader):
+            if i >= batches:
+                break
+            boundary = (i + 1) % config.accumulate == 0 or i + 1 == min(batches, len(loader))
+            sync = contextlib.nullcontext() if boundary or model is task else model.no_sync()
+            with sync:
+                with autocast_for(device, config.amp):
+                    out = model(finish_batch(batch, device, value_range))
+                (out.loss / config.accumulate).backward()
+            advance()
+            if not boundary:
+                continue
+            if config.clip_grad_norm:
+                torch.nn.utils.clip_grad_norm_(task.trainable_parameters(), config.clip_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+            step += 1
+            if metrics is not None:
+                record = {"split": "train", "epoch": epoch, "step": step, "lr": lr, "loss": float(out.loss)}
+                record.update({f"loss_{name}": float(value) for name, value in out.terms.items()})
+                metrics.append(record)
+    return step
+
+
+def _validate(task, loader: DataLoader, model_config: ModelConfig, device) -> EvalResult:
+    task.eval()
+    return evaluate(task.evaluate_logits, loader, model_config.model.num_classes, device,
+                    model_config.preprocessing.value_range)
+
+
+def _card_metrics(last: dict[str, float]) -> dict[str, Any]:
+    return {("val " + k if k != "epoch" else k): v for k, v in last.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    """Dataclass dicts -> plain JSON types (tuples become lists), as they read back from a checkpoint."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,80 @@
+"""metrics.jsonl (one JSON object a line: training steps and validation epochs) and its PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+METRICS_NAME = "metrics.jsonl"
+
+
+class MetricsLog:
+    """Append-only JSON lines, flushed at once so a killed run keeps what it logged."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / METRICS_NAME
+
+    def append(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def keep_epochs_before(self, epoch: int) -> None:
+        """Drop what a killed epoch ``epoch`` (and later) logged: a resumed run logs it again."""
+        kept = [r for r in self.records() if r["epoch"] < epoch]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+
+
+def plot_metrics(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """loss.png (every loss term per optimizer step, with a moving average) and accuracy.png
+    (validation top-1 / top-5 / mean-class accuracy per epoch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    train = [r for r in records if r.get("split") == "train"]
+    if train:
+        terms = [k for k in train[-1] if k.startswith("loss")]
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        steps = [r["step"] for r in train]
+        for term in terms:
+            values = [r.get(term, float("nan")) for r in train]
+            ax.plot(steps, values, alpha=0.35, linewidth=0.8)
+            window = max(1, len(values) // 20)
+            smooth = [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+                      for i in range(len(values))]
+            ax.plot(steps, smooth, label=term, color=ax.lines[-1].get_color(), linewidth=1.8)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("loss (weighted term)")
+        ax.set_yscale("log")
+        ax.set_title("training loss terms (thin: per step, thick: moving average)")
+        ax.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+        written.append(out_dir / "loss.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    val = [r for r in records if r.get("split") == "val"]
+    if val:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        epochs = [r["epoch"] + 1 for r in val]
+        for key in ("top1", "top5", "mean_class"):
+            ax.plot(epochs, [100 * r[key] for r in val], marker="o", label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title("validation accuracy")
+        ax.legend(loc="lower right")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        written.append(out_dir / "accuracy.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    return written

@@ -1,0 +1,134 @@
+"""``actionkit finetune``, ``actionkit train`` and ``actionkit evaluate``."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune as run_finetune
+from actionkit.train.loop import TrainConfig
+from actionkit.train.tasks import TaskConfig
+
+from ._common import (DeviceOption, SplitByOption, TestOption, ValOption, show_library_warnings, split_values,
+                      user_errors)
+
+DataOption = Annotated[Path, typer.Option("--data", "-d", help="Dataset folder (folder per class, list files or CSV).")]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoint, metrics, plots, best/ and last/ models.")]
+
+
+def finetune(
+    data: DataOption,
+    out: OutOption,
+    model: Annotated[str, typer.Option("--model", "-m", help="Pretrained model: Hub folder, checkpoint file or repo id.")],
+    self_distill: Annotated[bool, typer.Option("--self-distill", help="Self-distillation: last epoch's frozen encoder teaches.")] = False,
+    sd_weight: Annotated[float, typer.Option(help="λ of the self-distillation loss.")] = 100.0,
+    rev2net: Annotated[bool, typer.Option("--rev2net", help="Rev2Net multi-task objective (flow + reversed frames decoders).")] = False,
+    flow_decoder: Annotated[bool, typer.Option(help="Rev2Net ablation: the optical-flow decoder.")] = True,
+    frame_decoder: Annotated[bool, typer.Option(help="Rev2Net ablation: the reversed-frame decoder.")] = True,
+    ddp: Annotated[bool, typer.Option("--ddp/--no-ddp", help="Rev2Net ablation: the Decoding Discrepancy Penalty.")] = True,
+    alpha: Annotated[float, typer.Option(help="Rev2Net α (KL between the decoders' Gaussians).")] = 0.01,
+    beta: Annotated[float, typer.Option(help="Rev2Net β (Frobenius between decoder features).")] = 0.1,
+    lambda_flow: Annotated[float, typer.Option(help="Rev2Net λflow.")] = 0.1,
+    lambda_im: Annotated[float, typer.Option(help="Rev2Net λim.")] = 0.1,
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    accumulate: Annotated[int, typer.Option(min=1, help="Batches per optimizer step.")] = 1,
+    lr: Annotated[float, typer.Option(help="Base learning rate.")] = 0.01,
+    optimizer: Annotated[str, typer.Option(help="sgd (momentum 0.9) or adamw.")] = "sgd",
+    weight_decay: Annotated[float, typer.Option()] = 1e-4,
+    schedule: Annotated[str, typer.Option(help="cosine, step or constant.")] = "cosine",
+    warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up length in epochs.")] = 0.0,
+    step_epochs: Annotated[int, typer.Option(help="Step schedule: decay ×0.1 every N epochs.")] = 0,
+    amp: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), off, bf16 or fp16.")] = "auto",
+    clip_grad: Annotated[float, typer.Option(help="Clip the global gradient norm to this (0: off).")] = 40.0,
+    train_bn: Annotated[bool, typer.Option("--train-bn", help="Update batch-norm statistics (default: frozen; needs large batches).")] = False,
+    clip_len: Annotated[int, typer.Option(min=8, help="Frames per training clip.")] = 32,
+    frame_stride: Annotated[int, typer.Option(min=1)] = 1,
+    crop_size: Annotated[int, typer.Option(min=32, help="Training and evaluation crop (224 for I3D's usual input).")] = 224,
+    eval_clips: Annotated[int, typer.Option(min=1, help="Clips per validation video.")] = 3,
+    max_steps_per_epoch: Annotated[int | None, typer.Option(help="Cap the optimizer steps of each epoch (quick runs).")] = None,
+    split_by: SplitByOption = None,
+    val: ValOption = None,
+    test: TestOption = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Unreadable videos are an error instead of skipped.")] = False,
+    workers: Annotated[int, typer.Option(min=0, help="Loader worker processes.")] = 2,
+    flow: Annotated[str, typer.Option(help="Flow targets for Rev2Net: dis (fast) or tvl1 (the paper's).")] = "dis",
+    flow_cache: Annotated[Path | None, typer.Option(help="Flow cache root (default $ACTIONKIT_CACHE or ~/.cache/actionkit).")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    device: DeviceOption = None,
+) -> None:
+    """Fine-tune a pretrained encoder on labelled videos (plain, --self-distill, --rev2net or both)."""
+    show_library_warnings()
+    with user_errors():
+        config = FinetuneConfig(
+            data=DataConfig(data, split_by, split_values(val), split_values(test), clip_len, frame_stride, crop_size,
+                            eval_clips, strict, workers, flow, flow_cache),
+            model=model, out=out, device=device, resume=resume,
+            task=TaskConfig(rev2net=rev2net, flow_decoder=flow_decoder, frame_decoder=frame_decoder, ddp=ddp,
+                            alpha=alpha, beta=beta, lambda_flow=lambda_flow, lambda_im=lambda_im,
+                            self_distill=self_distill, sd_weight=sd_weight),
+            train=TrainConfig(epochs=epochs, batch_size=batch_size, accumulate=accumulate, lr=lr,
+                              optimizer=optimizer, weight_decay=weight_decay, schedule=schedule,  # type: ignore[arg-type]
+                              warmup_epochs=warmup_epochs, step_epochs=step_epochs, amp=amp,  # type: ignore[arg-type]
+                              seed=seed, max_steps_per_epoch=max_steps_per_epoch, freeze_bn=not train_bn,
+                              clip_grad_norm=clip_grad or None))
+        result = run_finetune(config, log=lambda line: typer.echo(line, err=True))
+    best = f"{100 * result.best_top1:.1f}%" if result.best_top1 is not None else "n/a (no val split)"
+    typer.echo(f"done: {result.epochs} epochs in {result.seconds:.0f} s, best val top-1 {best}; "
+               f"models in {out}/best and {out}/last")
+
+
+def _rev2net_on(command):
+    """``command`` with ``--rev2net`` on by default: ``actionkit train`` is Rev2Net training of an encoder."""
+
+    def train(**kwargs):
+        return command(**kwargs)
+
+    signature = inspect.signature(command)
+    train.__signature__ = signature.replace(parameters=[  # type: ignore[attr-defined]
+        p.replace(default=True) if p.name == "rev2net" else p for p in signature.parameters.values()])
+    train.__annotations__ = command.__annotations__
+    train.__doc__ = "Rev2Net training of an encoder: finetune with --rev2net on (same options)."
+    return train
+
+
+train = _rev2net_on(finetune)
+
+
+def evaluate(
+    data: DataOption,
+    model: Annotated[str, typer.Option("--model", "-m", help="Hub folder, checkpoint file or repo id.")],
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "val",
+    class_map: Annotated[Path | None, typer.Option(help="Map the model's classes onto the dataset's (JSON or TSV).")] = None,
+    num_clips: Annotated[int | None, typer.Option(min=1, help="Clips per video (default: the model's config).")] = None,
+    num_crops: Annotated[int | None, typer.Option(help="1 or 3 crops per clip.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Videos per batch.")] = 2,
+    out: Annotated[Path | None, typer.Option(help="Write confusion.png and confusion.json here.")] = None,
+    split_by: SplitByOption = None,
+    val: ValOption = None,
+    test: TestOption = None,
+    workers: Annotated[int, typer.Option(min=0)] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    device: DeviceOption = None,
+) -> None:
+    """Top-1, top-5 and mean-class accuracy of a model on a dataset split, with a confusion matrix."""
+    from actionkit.train.evaluate import evaluate_model
+
+    show_library_warnings()
+    with user_errors():
+        result, classes = evaluate_model(data, model, split=split, split_by=split_by, val=split_values(val),
+                                         test=split_values(test), class_map=class_map, num_clips=num_clips,
+                                         num_crops=num_crops, batch_size=batch_size, workers=workers,
+                                         device=device, out=out)
+    if as_json:
+        typer.echo(json.dumps({**result.metrics(), "videos": result.videos, "classes": classes}, indent=2))
+    else:
+        typer.echo(f"{result.videos} videos: top-1 {100 * result.top1:.1f}%, top-5 {100 * result.top5:.1f}%, "
+                   f"mean class {100 * result.mean_class:.1f}%")
+        if out:
+            typer.echo(f"confusion matrix: {out}/confusion.png, {out}/confusion.json")
