@@ -79,7 +79,7 @@ def finetune(
                               clip_grad_norm=clip_grad or None))
         result = run_finetune(config, log=lambda line: typer.echo(line, err=True))
     best = f"{100 * result.best_top1:.1f}%" if result.best_top1 is not None else "n/a (no val split)"
-    typer.echo(f"done: {result.epochs} epochs in {result.seconds:.0f} s, best val top-1 {best}; "
+    typer.echo(f"done: {result.epochs} epoch(s) in {result.seconds:.0f} s, best val top-1 {best}; "
                f"models in {out}/best and {out}/last")
 
 

@@ -206,7 +206,7 @@ def _train_one_epoch(model, task, loader, optimizer, scheduler, config: TrainCon
             scheduler.step()
             step += 1
             if metrics is not None:
-                record = {"split": "train", "epoch": epoch, "step": step, "lr": lr, "loss": float(out.loss)}
+                record = {"split": "train", "epoch": epoch, "step": step, "lr": lr, "loss": float(out.loss.detach())}
                 record.update({f"loss_{name}": float(value) for name, value in out.terms.items()})
                 metrics.append(record)
     return step
