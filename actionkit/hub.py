@@ -7,7 +7,6 @@ repo id, resolved through huggingface_hub's download functions (so its cache, ``
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from actionkit.config import ModelConfig
 from actionkit.errors import CheckpointError, ModelNotFoundError
+from actionkit.files import write_atomically
 from actionkit.model_card import render_model_card
 from actionkit.models.i3d import I3D
 from actionkit.state_dict import load_state_dict_strictly
@@ -49,29 +49,11 @@ def save_pretrained(model: I3D, directory: str | Path, config: ModelConfig | Non
         model.pretrained_cfg = config  # type: ignore[attr-defined]
     config = model_config_of(model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _write_atomically(directory / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
-    _write_atomically(directory / CONFIG_NAME, config.save)
+    write_atomically(directory / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+    write_atomically(directory / CONFIG_NAME, config.save)
     card = render_model_card(config, repo_id=repo_id, metrics=metrics)
-    _write_atomically(directory / CARD_NAME, lambda tmp: tmp.write_text(card, encoding="utf-8"))
+    write_atomically(directory / CARD_NAME, lambda tmp: tmp.write_text(card, encoding="utf-8"))
     return directory
-
-
-def _write_atomically(target: Path, write) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; saved models are ordinary files
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def load_folder(directory: Path, source: str | None = None) -> I3D:

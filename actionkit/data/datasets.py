@@ -31,7 +31,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Callable, Iterator, Sequence
 
 from actionkit.data.video import VIDEO_SUFFIXES, is_video_file
 from actionkit.errors import ActionkitError
+from actionkit.files import write_text_atomically
 
 SPLITS = ("train", "val", "test")
 LAYOUTS = ("list", "folders", "csv")
@@ -93,14 +93,9 @@ class DatasetIndex:
         return f"{self.root.name}: {self.layout} layout{source}, {len(self.classes)} classes, {splits}"
 
     def save_classes(self, path: str | Path) -> None:
-        """Write ``{"classes": [...]}`` atomically (a temporary file, then os.replace)."""
+        """Write ``{"classes": [...]}`` atomically (a temporary file, then a rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                         delete=False, encoding="utf-8") as f:
-            json.dump({"classes": self.classes}, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.replace(f.name, path)
+        write_text_atomically(path, json.dumps({"classes": self.classes}, indent=2, ensure_ascii=False) + "\n")
 
 
 def load_classes(path: str | Path) -> list[str]:

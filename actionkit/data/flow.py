@@ -24,7 +24,7 @@ from actionkit.progress import progress_bar
 from actionkit.data.transforms import short_side_size
 from actionkit.data.video import as_frames, read_video
 from actionkit.errors import VideoError, VideoNotFoundError
-from actionkit.hub import _write_atomically
+from actionkit.files import write_atomically
 
 # Bumped whenever what a cache entry holds changes for the same settings (its key includes it).
 FORMAT_VERSION = 1
@@ -201,7 +201,7 @@ class FlowCache:
             with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to the temporary name
                 np.save(f, q)
 
-        _write_atomically(path, write)
+        write_atomically(path, write)
 
 
 # --- precomputing a dataset's flows in worker processes ---------------------------------------------

@@ -8,8 +8,6 @@ renamed, so a kill at any moment leaves the previous checkpoint intact. Loading 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import torch
 
 from actionkit.errors import CheckpointError
+from actionkit.files import write_atomically
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1
@@ -51,15 +50,8 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 def save_checkpoint(run_dir: Path, state: TrainingState) -> Path:
     """Write ``run_dir/checkpoint.pt`` atomically (temporary file in the same folder, then rename)."""
-    target = run_dir / CHECKPOINT_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".pt", dir=run_dir)
-    os.close(fd)
-    try:
-        torch.save({"format_version": FORMAT_VERSION, **state.__dict__}, tmp)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
+    payload = {"format_version": FORMAT_VERSION, **state.__dict__}
+    return write_atomically(run_dir / CHECKPOINT_NAME, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(run_dir: Path, settings: dict[str, Any]) -> TrainingState:

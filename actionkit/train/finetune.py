@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +23,7 @@ from actionkit.data.datasets import DatasetIndex, scan_dataset
 from actionkit.data.flow import FlowCache, FlowConfig
 from actionkit.data.loader import ClipConfig, ClipDataset, make_loader
 from actionkit.data.transforms import AugmentConfig
+from actionkit.files import write_text_atomically
 from actionkit.hub import load_pretrained
 from actionkit.models.i3d import I3D
 from actionkit.train import distributed
@@ -164,7 +163,4 @@ def _write_run_report(config: FinetuneConfig, index: DatasetIndex, skipped: list
     if result is not None:
         report["result"] = {"epochs": result.epochs, "best_top1": result.best_top1, "last": result.last,
                             "seconds": round(result.seconds, 1)}
-    fd, tmp = tempfile.mkstemp(prefix=".run.", suffix=".json", dir=out)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, out / "run.json")
+    write_text_atomically(out / "run.json", json.dumps(report, indent=2) + "\n")
