@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from actionkit.config import ModelConfig
-from actionkit.data.sampling import plan_clips
-from actionkit.data.transforms import resize_and_crop, to_model_input
+from actionkit.data.transforms import to_model_input
 from actionkit.data.video import as_frames, expand_video_paths, read_video
+from actionkit.data.views import evaluation_views
 from actionkit.errors import VideoError
 from actionkit.hub import load_pretrained, model_config_of
 from actionkit.models.i3d import I3D
@@ -169,15 +169,11 @@ class Recognizer:
         pre = self.config.preprocessing
         num_clips, num_crops = views
         frames = as_frames(video, name) if isinstance(video, np.ndarray) else read_video(video).frames
-        plan = plan_clips(len(frames), pre, num_clips)
+        clips, looped = evaluation_views(lambda wanted: frames[wanted], len(frames), pre, num_clips, num_crops)
         warnings = []
-        if plan.looped:
+        if looped:
             warnings.append(f"{name}: {len(frames)} frames, shorter than the {pre.clip_len}-frame clip; "
                             "the video was looped to fill it")
-        wanted = np.unique(np.concatenate(plan.clips))
-        crops = resize_and_crop(frames[wanted], pre.resize_short_side, pre.crop_size, num_crops or pre.num_crops)
-        position = {int(frame): i for i, frame in enumerate(wanted)}
-        clips = torch.stack([crop[[position[int(f)] for f in clip]] for clip in plan.clips for crop in crops])
         return _PreparedVideo(index, clips, warnings)
 
     def _load_ahead(self, inputs: list[tuple[str, VideoInput]], views: tuple[int | None, int | None],

@@ -20,11 +20,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from actionkit.config import PreprocessConfig
-from actionkit.data.sampling import plan_clips, random_clip
+from actionkit.data.sampling import random_clip
 from actionkit.data.transforms import (AugmentConfig, CropBox, color_jitter, crop_and_resize,
-                                       flow_geometry_scale, random_crop_box, resize_and_crop,
-                                       to_model_input)
+                                       flow_geometry_scale, random_crop_box, to_model_input)
 from actionkit.data.video import probe_video, read_frames
+from actionkit.data.views import evaluation_views
 
 if TYPE_CHECKING:
     from actionkit.data.flow import FlowCache
@@ -89,13 +89,8 @@ class ClipDataset(Dataset):
         sample = self.samples[index]
         total = self.num_frames(sample.path)
         if not self.train:
-            plan = plan_clips(total, self.eval_preprocessing)
-            wanted = np.concatenate(plan.clips)
-            pre = self.eval_preprocessing
-            crops = resize_and_crop(read_frames(sample.path, wanted), pre.resize_short_side, pre.crop_size,
-                                    pre.num_crops)  # C×(K·T)×3×S×S
-            views = crops.reshape(pre.num_crops, len(plan.clips), pre.clip_len, *crops.shape[2:])
-            return {"frames": views.transpose(0, 1).flatten(0, 1), "label": sample.label, "index": index}
+            views, _ = evaluation_views(lambda wanted: read_frames(sample.path, wanted), total, self.eval_preprocessing)
+            return {"frames": views, "label": sample.label, "index": index}
 
         rng = np.random.default_rng([self.seed, epoch, index])
         indices = random_clip(total, self.clips.clip_len, self.clips.frame_stride, rng, self.clips.jitter).clips[0]
