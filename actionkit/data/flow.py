@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
+import torch
 
 from actionkit.progress import progress_bar
 from actionkit.data.transforms import short_side_size
@@ -130,8 +131,11 @@ def quantize_flow(flow: np.ndarray, bound: float) -> np.ndarray:
     return np.round(scaled).astype(np.uint8)
 
 
-def dequantize_flow(q: np.ndarray, bound: float) -> np.ndarray:
-    """uint8 from :func:`quantize_flow` -> float32 pixels (within bound / 255 of the original)."""
+def dequantize_flow(q: np.ndarray | torch.Tensor, bound: float) -> np.ndarray | torch.Tensor:
+    """uint8 from :func:`quantize_flow` -> float32 pixels (within bound / 255 of the original); a numpy
+    array or a torch tensor (on any device) in, the same kind out."""
+    if isinstance(q, torch.Tensor):
+        return q.float() * (2 * bound / 255) - bound
     return q.astype(np.float32) * np.float32(2 * bound / 255) - np.float32(bound)
 
 

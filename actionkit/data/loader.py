@@ -26,6 +26,8 @@ from actionkit.data.transforms import (AugmentConfig, CropBox, color_jitter, cro
 from actionkit.data.video import probe_video, read_frames
 from actionkit.data.views import evaluation_views
 
+from actionkit.data.flow import dequantize_flow
+
 if TYPE_CHECKING:
     from actionkit.data.flow import FlowCache
 
@@ -211,8 +213,8 @@ def finish_batch(batch: Mapping[str, Any], device: torch.device | str,
     labels = torch.as_tensor(batch["label"]).to(device, non_blocking=True)
     flow = None
     if "flow" in batch:
-        q = batch["flow"].to(device, non_blocking=True).permute(0, 2, 1, 3, 4).float()  # N×2×T×h×w
-        px = q * (2 * flow_bound / 255.0) - flow_bound  # dequantise: affine, so resizing in uint8 only added rounding
+        q = batch["flow"].to(device, non_blocking=True).permute(0, 2, 1, 3, 4)  # N×2×T×h×w uint8
+        px = dequantize_flow(q, flow_bound)  # affine, so resizing in uint8 only added rounding
         scale = batch["flow_scale"].to(device, non_blocking=True).view(-1, 2, 1, 1, 1)
         flow = px * scale / flow_bound
     return DeviceBatch(video, labels, flow)
