@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from actionkit.config import ModelConfig
 from actionkit.errors import CheckpointError, ModelNotFoundError
-from actionkit.files import write_atomically
+from actionkit.files import write_atomically, write_text_atomically
 from actionkit.model_card import render_model_card
 from actionkit.models.i3d import I3D
 from actionkit.state_dict import load_state_dict_strictly
@@ -52,7 +52,7 @@ def save_pretrained(model: I3D, directory: str | Path, config: ModelConfig | Non
     write_atomically(directory / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
     write_atomically(directory / CONFIG_NAME, config.save)
     card = render_model_card(config, repo_id=repo_id, metrics=metrics)
-    write_atomically(directory / CARD_NAME, lambda tmp: tmp.write_text(card, encoding="utf-8"))
+    write_text_atomically(directory / CARD_NAME, card)
     return directory
 
 

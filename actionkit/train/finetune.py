@@ -82,12 +82,13 @@ def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunR
         if task.needs_flow:
             say(f"flow targets: {config.data.flow_method}, computed on first use and cached")
         train_loader, val_loader = _loaders(config, task, train, val, model_config)
+        skipped = train.skipped + (val.skipped if val else [])
         if distributed.is_main():
-            _write_run_report(config, index, train.skipped + (val.skipped if val else []), None)
+            _write_run_report(config, index, skipped, None)
         result = fit(task, train_loader, val_loader, config.train, config.out, model_config, device=device,
                      resume=config.resume, settings=_settings(config), log=say)
         if distributed.is_main():
-            _write_run_report(config, index, train.skipped + (val.skipped if val else []), result)
+            _write_run_report(config, index, skipped, result)
         return result
 
 

@@ -28,7 +28,7 @@ from actionkit.progress import progress_bar
 from actionkit.train import distributed
 from actionkit.train.checkpoint import (CHECKPOINT_NAME, TrainingState, load_checkpoint, restore_rng, rng_state,
                                         save_checkpoint)
-from actionkit.train.evaluate import EvalResult, evaluate
+from actionkit.train.evaluate import EvalResult, evaluate, save_confusion
 from actionkit.train.metrics import MetricsLog, plot_metrics
 from actionkit.train.schedule import Schedule, lr_factor
 
@@ -148,8 +148,6 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
                 if best is None or result.top1 > best:
                     best = result.top1
                     save_pretrained(task.encoder, run_dir / "best", config=model_config, metrics=_card_metrics(last))
-                    from actionkit.train.evaluate import save_confusion
-
                     save_confusion(result, model_config.labels, run_dir / "plots", "best epoch")
             save_pretrained(task.encoder, run_dir / "last", config=model_config, metrics=_card_metrics(last))
             plot_metrics(metrics.records(), run_dir / "plots")
