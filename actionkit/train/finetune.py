@@ -117,12 +117,18 @@ def _model_config(encoder: I3D, index: DatasetIndex, config: FinetuneConfig) -> 
     base = encoder.pretrained_cfg
     preprocessing = PreprocessConfig(clip_len=data.clip_len, frame_sampling="consecutive",
                                      frame_stride=data.frame_stride, num_clips=data.eval_clips,
-                                     resize_short_side=max(base.preprocessing.resize_short_side, data.crop_size),
+                                     resize_short_side=_eval_short_side(base.preprocessing, data.crop_size),
                                      crop_size=data.crop_size, value_range=base.preprocessing.value_range)
     return ModelConfig(model=encoder.config, id2label=dict(enumerate(index.classes)), preprocessing=preprocessing,
                        source={"format": "actionkit-finetune", "base_model": config.model,
                                "dataset": index.describe(), "objective": _objective_name(config.task)},
                        license=base.license)
+
+
+def _eval_short_side(base: PreprocessConfig, crop_size: int) -> int:
+    """The evaluation resize for ``crop_size``, keeping the base model's short-side : crop ratio (256 : 224),
+    so a reduced crop (e.g. 112) sees the same field of view as a full one rather than a zoomed-in centre."""
+    return max(crop_size, round(crop_size * base.resize_short_side / base.crop_size))
 
 
 def _objective_name(task: TaskConfig) -> str:
