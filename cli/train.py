@@ -38,6 +38,7 @@ def finetune(
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     accumulate: Annotated[int, typer.Option(min=1, help="Batches per optimizer step.")] = 1,
     lr: Annotated[float, typer.Option(help="Base learning rate.")] = 0.01,
+    head_lr_scale: Annotated[float, typer.Option(help="The classifier's lr is lr × this (e.g. 10 for a new classifier).")] = 1.0,
     optimizer: Annotated[str, typer.Option(help="sgd (momentum 0.9) or adamw.")] = "sgd",
     weight_decay: Annotated[float, typer.Option()] = 1e-4,
     schedule: Annotated[str, typer.Option(help="cosine, step or constant.")] = "cosine",
@@ -76,7 +77,7 @@ def finetune(
                               optimizer=optimizer, weight_decay=weight_decay, schedule=schedule,  # type: ignore[arg-type]
                               warmup_epochs=warmup_epochs, step_epochs=step_epochs, amp=amp,  # type: ignore[arg-type]
                               seed=seed, max_steps_per_epoch=max_steps_per_epoch, freeze_bn=not train_bn,
-                              clip_grad_norm=clip_grad or None))
+                              clip_grad_norm=clip_grad or None, head_lr_scale=head_lr_scale))
         result = run_finetune(config, log=lambda line: typer.echo(line, err=True))
     best = f"{100 * result.best_top1:.1f}%" if result.best_top1 is not None else "n/a (no val split)"
     typer.echo(f"done: {result.epochs} epoch(s) in {result.seconds:.0f} s, best val top-1 {best}; "

@@ -56,6 +56,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     clip_grad_norm: float | None = 40.0  # max global gradient norm (None: no clipping)
     freeze_bn: bool = True  # BN statistics frozen (affine params train): batches of a few clips give poor statistics
+    head_lr_scale: float = 1.0  # the classifier's lr = lr × this (a new classifier learns faster than the trunk)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
@@ -77,10 +78,19 @@ class RunResult:
     seconds: float
 
 
-def build_optimizer(parameters: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(parameters: list[torch.nn.Parameter], config: TrainConfig,
+                    head: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
+    """SGD (momentum) or AdamW over ``parameters``; those also in ``head`` (the classifier) get
+    ``lr × head_lr_scale`` (the schedule scales both groups alike)."""
+    head_ids = {id(p) for p in head or []}
+    groups = [{"params": [p for p in parameters if id(p) not in head_ids], "lr": config.lr}]
+    if head_ids and config.head_lr_scale != 1.0:
+        groups.append({"params": [p for p in parameters if id(p) in head_ids], "lr": config.lr * config.head_lr_scale})
+    else:
+        groups[0]["params"] = list(parameters)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def autocast_for(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -111,7 +121,8 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
         raise ActionkitError(f"{run_dir}: already holds a training run; pass --resume to continue it, "
                              "or choose another --out")
     task.to(device)
-    optimizer = build_optimizer(list(task.trainable_parameters()), config)
+    optimizer = build_optimizer(list(task.trainable_parameters()), config,
+                                head=list(task.encoder.classifier.parameters()))
     steps_per_epoch = _steps_per_epoch(train_loader, config)
     total_steps = steps_per_epoch * config.epochs
     warmup = round(config.warmup_epochs * steps_per_epoch)
