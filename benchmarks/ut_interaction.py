@@ -1,0 +1,160 @@
+"""UT-Interaction from the Kinetics-400 I3D: plain fine-tuning, self-distillation, Rev2Net and both,
+against a linear probe on frozen Kinetics-400 features, on two splits.
+
+    python benchmarks/ut_interaction.py --model K400_FOLDER --out runs/ut
+
+Splits (UT's labels.csv columns):
+- ``sequence``: train on sequences 1-8 and 11-14, validate on 9, 10, 15, 16 (72 / 24 clips; clips of one
+  recording never straddle the split);
+- ``cross-domain``: train on set 1 (parking lot), validate on set 2 (lawn, wind, camera jitter), 60 / 36.
+
+Every variant uses the same recipe (one fixed set of options below, chosen before the comparison, not per
+variant). The defaults are reduced for a 2-core CPU: 16 frames every 4th frame (2.1 s of the 30 fps
+videos), 112² crops (short side 128), validation on 3 clips per video; the new classifier learns at 10×
+the trunk's lr. The baseline sees exactly the same evaluation views. Runs that
+finished are not rerun; an interrupted run resumes from its checkpoint. Results: ``OUT/results.json``
+and a Markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from actionkit.config import PreprocessConfig
+from actionkit.data.check import check_dataset
+from actionkit.data.datasets import scan_dataset
+from actionkit.hub import load_pretrained
+from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune
+from actionkit.train.linear_probe import extract_features, fit_linear_probe
+from actionkit.train.loop import TrainConfig
+from actionkit.train.tasks import TaskConfig
+
+DEFAULT_UT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ut_interaction"
+SPLITS = {"sequence": ("sequence", ["9", "10", "15", "16"]), "cross-domain": ("set", ["set2"])}
+VARIANTS = {"plain": TaskConfig(),
+            "self-distill": TaskConfig(self_distill=True),
+            "rev2net": TaskConfig(rev2net=True),
+            "rev2net+self-distill": TaskConfig(rev2net=True, self_distill=True)}
+
+
+def main() -> None:
+    args = _arguments()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    results_path = args.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for split in args.splits:
+        for variant in ["baseline", *args.variants]:
+            key = f"{split}/{variant}"
+            if key in results:
+                print(f"{key}: done before, top-1 {100 * results[key]['top1']:.1f}%")
+                continue
+            started = time.perf_counter()
+            row = _baseline(args, split) if variant == "baseline" else _finetune(args, split, variant)
+            row.setdefault("seconds", round(time.perf_counter() - started, 1))
+            results[key] = row
+            results_path.parent.mkdir(parents=True, exist_ok=True)
+            results_path.write_text(json.dumps({**results, "_settings": _settings(args)}, indent=2) + "\n")
+            results.pop("_settings", None)
+            print(f"{key}: top-1 {100 * row['top1']:.1f}% in {row['seconds']:.0f} s", flush=True)
+    print(_table(results, args))
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="Kinetics-400 I3D Hub folder (actionkit convert ...)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_UT, help="UT-Interaction folder with labels.csv")
+    parser.add_argument("--out", type=Path, default=Path("runs/ut_interaction"))
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--clip-len", type=int, default=16)
+    parser.add_argument("--frame-stride", type=int, default=4)
+    parser.add_argument("--crop-size", type=int, default=112)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=0.003)
+    parser.add_argument("--head-lr-scale", type=float, default=10.0, help="the new classifier's lr multiplier")
+    parser.add_argument("--eval-clips", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
+def _finetune(args: argparse.Namespace, split: str, variant: str) -> dict:
+    split_by, val = SPLITS[split]
+    run_dir = args.out / split / variant
+    config = FinetuneConfig(
+        data=DataConfig(args.data, split_by, val, clip_len=args.clip_len, frame_stride=args.frame_stride,
+                        crop_size=args.crop_size, eval_clips=args.eval_clips, workers=args.workers,
+                        flow_cache=args.out / "flow-cache"),
+        model=args.model, out=run_dir, task=VARIANTS[variant],
+        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=1.0,
+                          head_lr_scale=args.head_lr_scale, seed=args.seed),
+        resume=(run_dir / "checkpoint.pt").exists())
+    result = finetune(config, log=lambda line: print(f"[{split}/{variant}] {line}", flush=True))
+    last = result.last
+    return {"top1": last["top1"], "mean_class": last["mean_class"], "best_top1": result.best_top1,
+            "epochs": result.epochs, "seconds": round(result.seconds, 1), "run": str(run_dir)}
+
+
+def _baseline(args: argparse.Namespace, split: str) -> dict:
+    """Logistic regression on the frozen encoder's features of the same evaluation views."""
+    split_by, val = SPLITS[split]
+    encoder = load_pretrained(args.model)
+    index = scan_dataset(args.data, split_by=split_by, val=val)
+    report = check_dataset(index, workers=args.workers)
+    preprocessing = PreprocessConfig(clip_len=args.clip_len, frame_sampling="consecutive",
+                                     frame_stride=args.frame_stride, num_clips=args.eval_clips,
+                                     resize_short_side=round(args.crop_size * 256 / 224), crop_size=args.crop_size)
+    sequence_of = _sequences(args.data)
+    features, labels, groups = {}, {}, {}
+    for part in ("train", "val"):
+        samples = report.training_samples(part)
+        features[part] = extract_features(encoder, samples.samples, preprocessing, workers=args.workers,
+                                          num_frames=samples.num_frames, description=f"{split} {part} features")
+        labels[part] = torch.tensor([s.label for s in samples.samples])
+        groups[part] = [sequence_of[s.path.resolve()] for s in samples.samples]
+    probe = fit_linear_probe(features["train"].double(), labels["train"], len(index.classes), groups["train"])
+    logits = probe.logits(features["val"].double())
+    predicted = logits.argmax(dim=1)
+    per_class = [float((predicted[labels["val"] == c] == c).float().mean())
+                 for c in range(len(index.classes)) if (labels["val"] == c).any()]
+    return {"top1": probe.accuracy(features["val"].double(), labels["val"]),
+            "mean_class": sum(per_class) / len(per_class), "l2": probe.strength,
+            "cv_top1": {str(k): v for k, v in probe.cv_accuracy.items()},
+            "preprocessing": asdict(preprocessing)}
+
+
+def _sequences(root: Path) -> dict[Path, str]:
+    with open(root / "labels.csv", newline="") as f:
+        return {(root / row["path"]).resolve(): row["sequence"] for row in csv.DictReader(f)}
+
+
+def _table(results: dict, args: argparse.Namespace) -> str:
+    lines = [f"clips {args.clip_len}×{args.crop_size}² (stride {args.frame_stride}), {args.epochs} epochs, "
+             f"batch {args.batch_size}, lr {args.lr} (classifier ×{args.head_lr_scale:g}), "
+             f"{torch.get_num_threads()} threads", "",
+             "| split | variant | val top-1 | mean class | wall time |", "|---|---|---|---|---|"]
+    for key, row in results.items():
+        split, variant = key.split("/")
+        label = "linear probe on frozen K400 features" if variant == "baseline" else variant
+        lines.append(f"| {split} | {label} | {100 * row['top1']:.1f}% | {100 * row['mean_class']:.1f}% | "
+                     f"{row['seconds'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
