@@ -17,12 +17,22 @@ from typing import Any, Iterator, Literal, Sequence, Union
 import numpy as np
 import torch
 
+from actionkit.backends import (
+    ENGINE_NAME,
+    ONNX_NAME,
+    Backend,
+    BackendName,
+    OnnxRuntimeBackend,
+    TensorRTBackend,
+    TorchBackend,
+    choose_backend,
+)
 from actionkit.config import ModelConfig
 from actionkit.data.transforms import to_model_input
 from actionkit.data.video import as_frames, expand_video_paths, read_video
 from actionkit.data.views import evaluation_views
-from actionkit.errors import VideoError
-from actionkit.hub import load_pretrained, model_config_of
+from actionkit.errors import ActionkitError, VideoError
+from actionkit.hub import CONFIG_NAME, load_pretrained, model_config_of
 from actionkit.models.i3d import I3D
 from actionkit.progress import progress_bar
 
@@ -77,20 +87,53 @@ def default_device() -> torch.device:
 
 
 class Recognizer:
-    """Action recognition over video files or frame arrays with an I3D and its config.json contract."""
+    """Action recognition over video files or frame arrays with an I3D and its config.json contract,
+    run by PyTorch, ONNX Runtime or TensorRT (see :mod:`actionkit.backends`); the preprocessing and the
+    result format are the same whichever runs it."""
 
-    def __init__(self, model: I3D, config: ModelConfig | None = None,
+    def __init__(self, model: I3D | Backend, config: ModelConfig | None = None,
                  device: str | torch.device | None = None) -> None:
-        self.config = config or model_config_of(model)
-        self.device = torch.device(device) if device is not None else default_device()
-        self.model = model.to(self.device).eval()
+        if isinstance(model, I3D):
+            self.config = config or model_config_of(model)
+            self.backend: Backend = TorchBackend(model, torch.device(device) if device is not None else default_device())
+        else:
+            if config is None:
+                raise ValueError("a backend needs its ModelConfig (labels and preprocessing)")
+            self.config, self.backend = config, model
+        self.device = self.backend.device
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, device: str | torch.device | None = None,
-                        **hub_kwargs: Any) -> "Recognizer":
-        """From a Hub folder, a DeepMind / pytorch-i3d checkpoint file or a Hub repo id
-        (``revision=``, ``cache_dir=``, ``local_files_only=``, ``token=`` go to the Hub download)."""
-        return cls(load_pretrained(source, **hub_kwargs), device=device)
+                        backend: BackendName = "auto", **hub_kwargs: Any) -> "Recognizer":
+        """From a Hub folder or an export folder (``actionkit export``), a ``.onnx`` or ``.engine`` file,
+        a DeepMind / pytorch-i3d checkpoint file or a Hub repo id (``revision=``, ``cache_dir=``,
+        ``local_files_only=``, ``token=`` go to the Hub download). ``backend``: ``"torch"``,
+        ``"onnxruntime"`` and ``"tensorrt"`` need the matching file (``model.safetensors``,
+        ``model.onnx``, ``model.engine``); ``"auto"`` takes the fastest the folder and machine allow."""
+        target = torch.device(device) if device is not None else default_device()
+        path = Path(source).expanduser()
+        if path.is_file() and path.suffix in (".onnx", ".engine"):
+            folder, artifact = path.parent, path
+            chosen = {".onnx": "onnxruntime", ".engine": "tensorrt"}[path.suffix]
+            if backend not in ("auto", chosen):
+                raise ActionkitError(f"{path}: a {path.suffix} file runs with backend {chosen!r}, not {backend!r}")
+        else:
+            folder = path if path.is_dir() else None
+            chosen = choose_backend(backend, folder, target)
+            artifact = None
+        if chosen == "torch":
+            return cls(load_pretrained(source, **hub_kwargs), device=target)
+        if folder is None:
+            raise ActionkitError(f"{source}: backend {chosen!r} needs an export folder or file "
+                                 "(made by actionkit export), not a checkpoint or repo id")
+        file = artifact or folder / (ONNX_NAME if chosen == "onnxruntime" else ENGINE_NAME)
+        if not file.is_file():
+            flag = "--onnx" if chosen == "onnxruntime" else "--trt"
+            raise ActionkitError(f"{folder}: no {file.name} for backend {chosen!r}; make one with "
+                                 f"actionkit export --model ... {flag} --out {folder}")
+        config = _artifact_config(file)
+        runner = OnnxRuntimeBackend(file, target) if chosen == "onnxruntime" else TensorRTBackend(file)
+        return cls(runner, config)
 
     @property
     def labels(self) -> list[str]:
@@ -197,13 +240,36 @@ class Recognizer:
                 except VideoError as error:
                     yield index, error
 
+    @property
+    def model(self) -> I3D:
+        """The PyTorch I3D (torch backend only)."""
+        if not isinstance(self.backend, TorchBackend):
+            raise AttributeError(f"the {self.backend.name} backend has no PyTorch model")
+        return self.backend.model  # type: ignore[return-value]
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
     @torch.inference_mode()
     def _infer(self, clips: torch.Tensor) -> torch.Tensor:
         """N×T×3×H×W uint8 -> N×num_classes probabilities (float32, CPU)."""
         x = to_model_input(clips.to(self.device, non_blocking=True), self.config.preprocessing.value_range)
-        return torch.softmax(self.model(x).float(), dim=1).cpu()
+        return torch.softmax(self.backend(x).float(), dim=1).cpu()
 
     def _top_k(self, clip_probs: torch.Tensor, k: int) -> list[Prediction]:
         scores, indices = clip_probs.mean(dim=0).topk(min(k, clip_probs.shape[1]))
         labels = self.labels
         return [Prediction(labels[int(i)], float(s)) for s, i in zip(scores, indices)]
+
+
+def _artifact_config(file: Path) -> ModelConfig:
+    """The config of an exported artifact: ``config.json`` beside it, else the ONNX metadata."""
+    beside = file.parent / CONFIG_NAME
+    if beside.is_file():
+        return ModelConfig.load(beside)
+    if file.suffix == ".onnx":
+        from actionkit.export.onnx_export import read_onnx_config
+
+        return read_onnx_config(file)
+    raise ActionkitError(f"{file}: no {CONFIG_NAME} beside it (labels and preprocessing are needed)")

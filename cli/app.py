@@ -10,19 +10,21 @@ from actionkit import __version__
 
 from .convert import convert
 from .data import data_app
+from .export import export
 from .flow import flow
 from .predict import predict
 from .train import evaluate, finetune, train
 
 app = typer.Typer(name="actionkit", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
-                  help="Video action recognition: convert checkpoints, check datasets, precompute flow, train, evaluate, predict.")
+                  help="Video action recognition: convert checkpoints, check datasets, precompute flow, train, evaluate, export, predict.")
 app.command()(convert)
 app.command()(predict)
 app.command()(flow)
 app.command()(finetune)
 app.command()(train)
 app.command()(evaluate)
+app.command()(export)
 app.add_typer(data_app, name="data")
 
 

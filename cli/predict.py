@@ -22,12 +22,14 @@ def predict(
     num_clips: Annotated[int | None, typer.Option(min=1, help="Clips per video, averaged (default: the model's config).")] = None,
     num_crops: Annotated[int | None, typer.Option(help="Crops per clip: 1 (centre) or 3 (along the long side).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
+    backend: Annotated[str, typer.Option(help="torch, onnxruntime, tensorrt, or auto (the fastest the model "
+                                               "folder and machine allow).")] = "auto",
     device: DeviceOption = None,
     revision: RevisionOption = None,
 ) -> None:
     """Recognise the action in each video."""
     with user_errors():
-        recognizer = Recognizer.from_pretrained(model, device=device, revision=revision)
+        recognizer = Recognizer.from_pretrained(model, device=device, backend=backend, revision=revision)  # type: ignore[arg-type]
         results = recognizer.predict([str(v) for v in videos], top_k=top_k, batch_size=batch_size,
                                      num_clips=num_clips, num_crops=num_crops, progress=len(videos) > 1 or videos[0].is_dir())
     for result in results:

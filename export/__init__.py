@@ -1,5 +1,28 @@
-"""``actionkit.export``: turning trained models into deployable artifacts (ONNX, TensorRT).
+"""``actionkit.export``: turning trained models into deployable artifacts.
 
-Stripping Rev2Net decoders and the ONNX / TensorRT exporters land here (see the project's issues);
-this subpackage is installed from the repository's top-level ``export/`` folder.
+- :func:`export_model`: a Hub folder, run folder or checkpoint -> a folder with the stripped I3D (Hub
+  format), ``model.onnx`` (metadata: preprocessing, labels, config), a Triton entry, optionally
+  ``model.fp16.onnx`` and a TensorRT ``model.engine``, and ``export_check.json`` (each artifact against
+  PyTorch on the same clips).
+- :func:`strip` / :func:`load_for_export`: the plain I3D of a Rev2Net, a training task or a run.
+- :data:`FORMATS`: the table of formats and the options each accepts.
+
+Installed from the repository's top-level ``export/`` folder.
 """
+
+from .check import ExportCheck, check_export
+from .exporter import ExportResult, export_model
+from .formats import (
+           FORMATS,
+           ExportFormat,
+           ExportOptionError,
+           check_options,
+           format_table,
+)
+from .onnx_export import OnnxOptions, read_onnx_config, to_onnx
+from .strip import load_for_export, strip
+from .tensorrt import EnginePlan, TensorRTOptions, TensorRTUnavailable, plan_engine
+
+__all__ = ["ExportCheck", "check_export", "ExportResult", "export_model", "FORMATS", "ExportFormat",
+           "ExportOptionError", "check_options", "format_table", "OnnxOptions", "read_onnx_config", "to_onnx",
+           "load_for_export", "strip", "EnginePlan", "TensorRTOptions", "TensorRTUnavailable", "plan_engine"]

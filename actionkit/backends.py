@@ -1,0 +1,142 @@
+"""Inference backends: one call, float video N×3×T×H×W in, logits N×classes out, whatever runs it.
+
+- ``torch``: the I3D in PyTorch (CPU or CUDA).
+- ``onnxruntime``: an exported ``model.onnx``; the CUDA provider only when a CUDA GPU is visible, so a
+  CPU-only machine with onnxruntime-gpu installed gets the CPU provider and no CUDA warnings.
+- ``tensorrt``: an exported ``model.engine`` (tensorrt and a CUDA GPU needed).
+- ``auto``: the fastest one the artifact and the machine allow: TensorRT on a GPU when an engine and
+  tensorrt are present, then PyTorch on CUDA; on CPU, ONNX Runtime when ``model.onnx`` is present
+  (measured faster than eager PyTorch there, see the README), then PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from actionkit.errors import ActionkitError
+
+BackendName = Literal["torch", "onnxruntime", "tensorrt", "auto"]
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "auto")
+ONNX_NAME, ONNX_FP16_NAME, ENGINE_NAME = "model.onnx", "model.fp16.onnx", "model.engine"
+
+
+class Backend(Protocol):
+    """What the Recognizer calls. ``device`` is where it wants its input."""
+
+    name: str
+    device: torch.device
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor: ...
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.device = device
+        self.model = model.to(device).eval()
+
+    @torch.inference_mode()
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        return self.model(video.to(self.device))
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def onnxruntime_providers(device: torch.device) -> list[str]:
+    """CUDA then CPU on a CUDA device when onnxruntime offers CUDA; CPU alone otherwise."""
+    import onnxruntime
+
+    if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, device: torch.device, threads: int | None = None) -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ActionkitError("the onnxruntime backend needs onnxruntime: pip install onnxruntime-gpu "
+                                 "(or onnxruntime on a CPU-only machine)") from None
+        self.path = Path(path)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        if threads:
+            options.intra_op_num_threads = threads
+        self.providers = onnxruntime_providers(device)
+        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=self.providers)
+        self.device = torch.device("cpu")  # inputs go through host memory
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(video.detach().to("cpu", torch.float32).numpy())
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+
+
+class TensorRTBackend:
+    name = "tensorrt"
+
+    def __init__(self, path: Path) -> None:
+        from actionkit.export.tensorrt import TensorRTUnavailable, import_tensorrt
+
+        trt = import_tensorrt()
+        if not cuda_available():
+            raise TensorRTUnavailable("the tensorrt backend needs a CUDA GPU; none is visible")
+        self.path = Path(path)
+        self.device = torch.device("cuda")
+        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise ActionkitError(f"{self.path}: TensorRT could not load the engine (built by another "
+                                 "TensorRT version or for another GPU? rebuild it with actionkit export --trt)")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        self.stream = torch.cuda.Stream()
+
+    @torch.inference_mode()
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        video = video.to(self.device, torch.float32).contiguous()
+        self.context.set_input_shape(self.input_name, tuple(video.shape))
+        logits = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), device=self.device)
+        self.context.set_tensor_address(self.input_name, video.data_ptr())
+        self.context.set_tensor_address(self.output_name, logits.data_ptr())
+        self.stream.wait_stream(torch.cuda.current_stream())
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise ActionkitError(f"{self.path}: TensorRT inference failed for input shape {tuple(video.shape)}")
+        torch.cuda.current_stream().wait_stream(self.stream)
+        return logits
+
+
+def tensorrt_importable() -> bool:
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def onnxruntime_importable() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def choose_backend(name: str, folder: Path | None, device: torch.device) -> str:
+    """The concrete backend for ``name`` given the artifacts in ``folder`` and the device."""
+    if name not in BACKENDS:
+        raise ActionkitError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name != "auto":
+        return name
+    has = (lambda file: folder is not None and (folder / file).is_file())
+    if device.type == "cuda":
+        if has(ENGINE_NAME) and tensorrt_importable():
+            return "tensorrt"
+        return "torch"
+    if has(ONNX_NAME) and onnxruntime_importable():
+        return "onnxruntime"
+    return "torch"

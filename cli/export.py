@@ -1,0 +1,44 @@
+"""``actionkit export``: the stripped I3D as ONNX (and TensorRT), checked against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import user_errors
+
+
+def export(
+    model: Annotated[str, typer.Option("--model", "-m", help="Hub folder, training run folder, checkpoint file or repo id.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the artifacts (created).")],
+    onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Write model.onnx (TensorRT needs it anyway).")] = True,
+    trt: Annotated[bool, typer.Option("--trt", help="Also build a TensorRT engine (needs tensorrt and a GPU).")] = False,
+    fp16: Annotated[bool | None, typer.Option("--fp16/--fp32", help="fp16: also model.fp16.onnx, and a fp16 engine "
+                                              "(the engine's default); fp32: a fp32-only engine.")] = None,
+    opset: Annotated[int | None, typer.Option(help="ONNX opset (17-20; default 17).")] = None,
+    dynamic_clip_len: Annotated[bool | None, typer.Option("--dynamic-clip-len", help="ONNX time axis dynamic (multiples of 8).")] = None,
+    min_batch: Annotated[int | None, typer.Option(help="TensorRT profile: smallest batch (default 1).")] = None,
+    opt_batch: Annotated[int | None, typer.Option(help="TensorRT profile: tuned batch (default 4).")] = None,
+    max_batch: Annotated[int | None, typer.Option(help="TensorRT profile: largest batch (default 8).")] = None,
+    workspace_gib: Annotated[float | None, typer.Option(help="TensorRT builder workspace in GiB (default 4).")] = None,
+    check_videos: Annotated[list[Path] | None, typer.Option("--check-video", help="Real clips for the parity check "
+                                                            "(repeatable; files or folders). Default: random frames.")] = None,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Compare every artifact with PyTorch.")] = True,
+    list_formats: Annotated[bool, typer.Option("--list", help="Print the table of formats and exit.")] = False,
+) -> None:
+    """Strip the decoders and export the I3D for ONNX Runtime, TensorRT and Triton, then check it."""
+    from actionkit.export import export_model, format_table
+
+    if list_formats:
+        typer.echo(f"{'format':<10}{'file':<20}{'devices':<10}options")
+        for name, file, devices, options in format_table():
+            typer.echo(f"{name:<10}{file:<20}{devices:<10}{options}")
+        raise typer.Exit()
+    with user_errors():
+        result = export_model(model, out, onnx=onnx, tensorrt=trt, fp16=fp16, opset=opset,
+                              dynamic_clip_len=dynamic_clip_len, min_batch=min_batch, opt_batch=opt_batch,
+                              max_batch=max_batch, workspace_gib=workspace_gib, check_videos=check_videos,
+                              check=check, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"exported to {result.out_dir}: " + ", ".join(str(p.relative_to(result.out_dir)) for p in result.files))
