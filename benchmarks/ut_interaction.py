@@ -78,10 +78,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--clip-len", type=int, default=16)
     parser.add_argument("--frame-stride", type=int, default=4)
     parser.add_argument("--crop-size", type=int, default=112)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=0.003)
-    parser.add_argument("--head-lr-scale", type=float, default=10.0, help="the new classifier's lr multiplier")
+    parser.add_argument("--optimizer", default="adamw", choices=["sgd", "adamw"])
+    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--head-lr-scale", type=float, default=1.0, help="the new classifier's lr multiplier")
+    parser.add_argument("--head-init", default="linear-probe", choices=["random", "linear-probe"])
     parser.add_argument("--eval-clips", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -99,9 +102,10 @@ def _finetune(args: argparse.Namespace, split: str, variant: str) -> dict:
     config = FinetuneConfig(
         data=DataConfig(args.data, split_by, val, clip_len=args.clip_len, frame_stride=args.frame_stride,
                         crop_size=args.crop_size, eval_clips=args.eval_clips, workers=args.workers,
-                        flow_cache=args.out / "flow-cache"),
+                        flow_cache=args.out / "flow-cache", head_init=args.head_init),
         model=args.model, out=run_dir, task=VARIANTS[variant],
-        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=1.0,
+        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                          weight_decay=args.weight_decay, warmup_epochs=1.0,
                           head_lr_scale=args.head_lr_scale, seed=args.seed),
         resume=(run_dir / "checkpoint.pt").exists())
     result = finetune(config, log=lambda line: print(f"[{split}/{variant}] {line}", flush=True))
@@ -145,7 +149,7 @@ def _sequences(root: Path) -> dict[Path, str]:
 
 def _table(results: dict, args: argparse.Namespace) -> str:
     lines = [f"clips {args.clip_len}×{args.crop_size}² (stride {args.frame_stride}), {args.epochs} epochs, "
-             f"batch {args.batch_size}, lr {args.lr} (classifier ×{args.head_lr_scale:g}), "
+             f"batch {args.batch_size}, {args.optimizer} lr {args.lr:g} (classifier ×{args.head_lr_scale:g}), "
              f"{torch.get_num_threads()} threads", "",
              "| split | variant | val top-1 | mean class | wall time |", "|---|---|---|---|---|"]
     for key, row in results.items():

@@ -39,6 +39,8 @@ def finetune(
     accumulate: Annotated[int, typer.Option(min=1, help="Batches per optimizer step.")] = 1,
     lr: Annotated[float, typer.Option(help="Base learning rate.")] = 0.01,
     head_lr_scale: Annotated[float, typer.Option(help="The classifier's lr is lr × this (e.g. 10 for a new classifier).")] = 1.0,
+    head_init: Annotated[str, typer.Option(help="New classifier: random, or linear-probe (fit on the frozen "
+                                                "encoder's train features first: LP-FT).")] = "random",
     optimizer: Annotated[str, typer.Option(help="sgd (momentum 0.9) or adamw.")] = "sgd",
     weight_decay: Annotated[float, typer.Option()] = 1e-4,
     schedule: Annotated[str, typer.Option(help="cosine, step or constant.")] = "cosine",
@@ -68,7 +70,7 @@ def finetune(
     with user_errors():
         config = FinetuneConfig(
             data=DataConfig(data, split_by, split_values(val), split_values(test), clip_len, frame_stride, crop_size,
-                            eval_clips, strict, workers, flow, flow_cache),
+                            eval_clips, strict, workers, flow, flow_cache, head_init),
             model=model, out=out, device=device, resume=resume,
             task=TaskConfig(rev2net=rev2net, flow_decoder=flow_decoder, frame_decoder=frame_decoder, ddp=ddp,
                             alpha=alpha, beta=beta, lambda_flow=lambda_flow, lambda_im=lambda_im,

@@ -24,17 +24,20 @@ DEFAULT_STRENGTHS = (1e-4, 1e-3, 1e-2, 1e-1)
 
 def extract_features(encoder: I3D, samples: Sequence[LabelledVideo], preprocessing: PreprocessConfig,
                      device: torch.device | str = "cpu", batch_size: int = 2, workers: int = 2,
-                     num_frames: dict[str, int] | None = None, description: str = "features") -> torch.Tensor:
+                     num_frames: dict[str, int] | None = None, description: str = "features",
+                     progress: bool = True) -> torch.Tensor:
     """N×D pooled encoder features, one row per sample (its evaluation views averaged)."""
     device = torch.device(device)
+    was_training = encoder.training
     encoder.to(device).eval()
     dataset = ClipDataset(samples, train=False, eval_preprocessing=preprocessing, num_frames=num_frames)
     loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, shard=False)
     rows = []
-    with progress_bar(description, len(loader)) as advance:
+    with progress_bar(description, len(loader), progress) as advance:
         for batch in loader:
             rows.append(_pooled(encoder, batch, device, preprocessing))
             advance()
+    encoder.train(was_training)
     return torch.cat(rows)
 
 
