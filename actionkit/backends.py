@@ -34,16 +34,43 @@ class Backend(Protocol):
     def __call__(self, video: torch.Tensor) -> torch.Tensor: ...
 
 
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 on a CUDA GPU that supports it (fp16 on older ones), fp32 on CPU."""
+    if precision not in ("auto", *_DTYPES):
+        raise ActionkitError(f"unknown precision {precision!r}; choose auto, fp32, bf16 or fp16")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
 class TorchBackend:
+    """The I3D in PyTorch. ``precision`` bf16 / fp16 runs it under autocast (weights stay fp32; logits
+    come back as float32); ``channels_last`` uses the channels-last 3D memory layout."""
+
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: Precision = "fp32",
+                 channels_last: bool = False) -> None:
         self.device = device
-        self.model = model.to(device).eval()
+        self.precision = resolve_precision(precision, device)
+        self.channels_last = channels_last
+        model = model.to(device).eval()
+        self.model = model.to(memory_format=torch.channels_last_3d) if channels_last else model
 
     @torch.inference_mode()
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
-        return self.model(video.to(self.device))
+        video = video.to(self.device)
+        if self.channels_last:
+            video = video.contiguous(memory_format=torch.channels_last_3d)
+        dtype = _DTYPES[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return self.model(video).float()
 
 
 def cuda_available() -> bool:

@@ -92,10 +92,12 @@ class Recognizer:
     result format are the same whichever runs it."""
 
     def __init__(self, model: I3D | Backend, config: ModelConfig | None = None,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, precision: Precision = "auto") -> None:
+        """``precision`` (PyTorch models): ``auto`` is bf16 autocast on CUDA and fp32 on CPU."""
         if isinstance(model, I3D):
             self.config = config or model_config_of(model)
-            self.backend: Backend = TorchBackend(model, torch.device(device) if device is not None else default_device())
+            target = torch.device(device) if device is not None else default_device()
+            self.backend: Backend = TorchBackend(model, target, precision)
         else:
             if config is None:
                 raise ValueError("a backend needs its ModelConfig (labels and preprocessing)")
@@ -104,12 +106,14 @@ class Recognizer:
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, device: str | torch.device | None = None,
-                        backend: BackendName = "auto", **hub_kwargs: Any) -> "Recognizer":
+                        backend: BackendName = "auto", precision: Precision = "auto",
+                        **hub_kwargs: Any) -> "Recognizer":
         """From a Hub folder or an export folder (``actionkit export``), a ``.onnx`` or ``.engine`` file,
         a DeepMind / pytorch-i3d checkpoint file or a Hub repo id (``revision=``, ``cache_dir=``,
         ``local_files_only=``, ``token=`` go to the Hub download). ``backend``: ``"torch"``,
         ``"onnxruntime"`` and ``"tensorrt"`` need the matching file (``model.safetensors``,
-        ``model.onnx``, ``model.engine``); ``"auto"`` takes the fastest the folder and machine allow."""
+        ``model.onnx``, ``model.engine``); ``"auto"`` takes the fastest the folder and machine allow.
+        ``precision`` applies to the torch backend (exported artifacts carry their own)."""
         target = torch.device(device) if device is not None else default_device()
         path = Path(source).expanduser()
         if path.is_file() and path.suffix in (".onnx", ".engine"):
@@ -122,7 +126,7 @@ class Recognizer:
             chosen = choose_backend(backend, folder, target)
             artifact = None
         if chosen == "torch":
-            return cls(load_pretrained(source, **hub_kwargs), device=target)
+            return cls(load_pretrained(source, **hub_kwargs), device=target, precision=precision)
         if folder is None:
             raise ActionkitError(f"{source}: backend {chosen!r} needs an export folder or file "
                                  "(made by actionkit export), not a checkpoint or repo id")

@@ -107,3 +107,21 @@ def test_three_crop_evaluation_matches_between_prediction_and_loader(k400_fast_d
     with torch.no_grad():
         probs = torch.softmax(recognizer.model(batch.video), dim=1).mean(0)
     assert abs(float(probs.max()) - result.top1.score) < 1e-5
+
+
+def test_bf16_autocast_keeps_the_top1_on_cpu(k400_fast_dir: Path) -> None:
+    """The torch backend's bf16 path (autocast; AMX on CPUs that have it) against fp32 on real clips."""
+    clips = [str(require(CLIPS / name)) for name in ("arm_wrestling.mp4", "ucf101_HeadMassage.avi")]
+    fp32 = Recognizer.from_pretrained(k400_fast_dir, device="cpu", precision="fp32").predict(clips)
+    bf16_recognizer = Recognizer.from_pretrained(k400_fast_dir, device="cpu", precision="bf16")
+    assert bf16_recognizer.backend.precision == "bf16"
+    bf16 = bf16_recognizer.predict(clips)
+    for a, b in zip(fp32, bf16):
+        assert a.top1.label == b.top1.label and abs(a.top1.score - b.top1.score) < 0.05
+    assert Recognizer.from_pretrained(k400_fast_dir, device="cpu").backend.precision == "fp32"  # auto on CPU
+    try:
+        Recognizer.from_pretrained(k400_fast_dir, device="cpu", precision="int4")
+    except Exception as e:
+        assert "unknown precision 'int4'" in str(e)
+    else:
+        raise AssertionError("an unknown precision must be refused")
