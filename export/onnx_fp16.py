@@ -36,20 +36,14 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
         if graph_input.type.tensor_type.elem_type != TensorProto.FLOAT:
             continue
         half_name = f"{graph_input.name}_fp16"
-        for node in graph.node:
-            for j, name in enumerate(node.input):
-                if name == graph_input.name:
-                    node.input[j] = half_name
+        _rename(graph, graph_input.name, half_name, "input")
         casts_in.append(helper.make_node("Cast", [graph_input.name], [half_name], to=TensorProto.FLOAT16,
                                          name=f"{graph_input.name}_to_fp16"))
     for graph_output in graph.output:
         if graph_output.type.tensor_type.elem_type != TensorProto.FLOAT:
             continue
         half_name = f"{graph_output.name}_fp16"
-        for node in graph.node:
-            for j, name in enumerate(node.output):
-                if name == graph_output.name:
-                    node.output[j] = half_name
+        _rename(graph, graph_output.name, half_name, "output")
         graph.node.append(helper.make_node("Cast", [half_name], [graph_output.name], to=TensorProto.FLOAT,
                                            name=f"{graph_output.name}_to_fp32"))
     for k, cast in enumerate(casts_in):
@@ -57,3 +51,12 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     del graph.value_info[:]  # stale float32 annotations; shape inference recomputes them
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _rename(graph: onnx.GraphProto, old: str, new: str, side: str) -> None:
+    """Every node ``input`` (or ``output``) named ``old`` becomes ``new``."""
+    for node in graph.node:
+        names = getattr(node, side)
+        for j, name in enumerate(names):
+            if name == old:
+                names[j] = new
