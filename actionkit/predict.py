@@ -23,6 +23,7 @@ from actionkit.backends import (
     Backend,
     BackendName,
     OnnxRuntimeBackend,
+    Precision,
     TensorRTBackend,
     TorchBackend,
     choose_backend,
