@@ -6,7 +6,8 @@
 - ``tensorrt``: an exported ``model.engine`` (tensorrt and a CUDA GPU needed).
 - ``auto``: the fastest one the artifact and the machine allow: TensorRT on a GPU when an engine and
   tensorrt are present, then PyTorch on CUDA; on CPU, ONNX Runtime when ``model.onnx`` is present
-  (measured faster than eager PyTorch there, see the README), then PyTorch.
+  (faster than eager fp32 PyTorch in the export checks so far; a clean benchmark belongs to the speed
+  work), then PyTorch.
 """
 
 from __future__ import annotations
