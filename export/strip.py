@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from actionkit.config import ModelConfig
@@ -25,6 +24,7 @@ from actionkit.errors import CheckpointError
 from actionkit.hub import CONFIG_NAME, load_pretrained
 from actionkit.models.i3d import I3D
 from actionkit.state_dict import load_state_dict_strictly
+from actionkit.train.checkpoint import read_checkpoint_file
 
 RUN_CHECKPOINT = "checkpoint.pt"
 ENCODER_PREFIXES = ("model.encoder.", "model.")  # Rev2Net task, plain task (see actionkit.train.tasks)
@@ -58,7 +58,7 @@ def load_for_export(source: str | Path, **hub_kwargs) -> tuple[I3D, str]:
 
 def encoder_from_checkpoint(path: Path) -> I3D:
     """The encoder of a training checkpoint, with the config of the run's ``last/`` model."""
-    task_state = _read_checkpoint(path)["task"]
+    task_state = read_checkpoint_file(path)["task"]
     prefix = next((p for p in ENCODER_PREFIXES if any(k.startswith(p) for k in task_state)), None)
     if prefix is None:
         raise CheckpointError(path, "holds no encoder tensors (expected names starting with 'model.')")
@@ -76,16 +76,6 @@ def encoder_from_checkpoint(path: Path) -> I3D:
 
 def _is_training_checkpoint(path: Path) -> bool:
     try:
-        return "task" in _read_checkpoint(path)
+        return "task" in read_checkpoint_file(path)
     except CheckpointError:
         return False
-
-
-def _read_checkpoint(path: Path) -> dict:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for damaged files
-        raise CheckpointError(path, f"unreadable checkpoint ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(path, "not a training checkpoint")
-    return data

@@ -54,16 +54,24 @@ def save_checkpoint(run_dir: Path, state: TrainingState) -> Path:
     return write_atomically(run_dir / CHECKPOINT_NAME, lambda tmp: torch.save(payload, tmp))
 
 
+def read_checkpoint_file(path: Path) -> dict[str, Any]:
+    """The dict in a ``checkpoint.pt`` (tensors only, no code run); an error naming the file otherwise."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for damaged files
+        raise CheckpointError(path, f"unreadable checkpoint ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(path, "not a training checkpoint")
+    return data
+
+
 def load_checkpoint(run_dir: Path, settings: dict[str, Any]) -> TrainingState:
     """The run's last checkpoint; an error naming the file when it is missing, unreadable, or was
     written with different settings (a resumed run must be the same run)."""
     path = run_dir / CHECKPOINT_NAME
     if not path.is_file():
         raise CheckpointError(path, "no checkpoint to resume from (the run has not finished an epoch)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for damaged files
-        raise CheckpointError(path, f"unreadable checkpoint ({str(e).splitlines()[0]})") from None
+    data = read_checkpoint_file(path)
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(path, f"checkpoint format {data.get('format_version')} is not {FORMAT_VERSION}")
     saved = data["settings"]
