@@ -30,7 +30,8 @@ from actionkit.backends import (
 )
 from actionkit.config import ModelConfig
 from actionkit.data.transforms import to_model_input
-from actionkit.data.video import as_frames, expand_video_paths, read_video
+from actionkit.data.sampling import plan_clips
+from actionkit.data.video import as_frames, expand_video_paths, read_planned_frames
 from actionkit.data.views import evaluation_views
 from actionkit.errors import ActionkitError, VideoError
 from actionkit.hub import CONFIG_NAME, load_pretrained, model_config_of
@@ -93,12 +94,14 @@ class Recognizer:
     result format are the same whichever runs it."""
 
     def __init__(self, model: I3D | Backend, config: ModelConfig | None = None,
-                 device: str | torch.device | None = None, precision: Precision = "auto") -> None:
-        """``precision`` (PyTorch models): ``auto`` is bf16 autocast on CUDA and fp32 on CPU."""
+                 device: str | torch.device | None = None, precision: Precision = "auto",
+                 compile: bool = False) -> None:
+        """``precision`` (PyTorch models): ``auto`` is bf16 autocast on CUDA and on CPUs with AMX, fp32 on
+        other CPUs. ``compile``: run the model through ``torch.compile`` (CUDA graphs on a GPU)."""
         if isinstance(model, I3D):
             self.config = config or model_config_of(model)
             target = torch.device(device) if device is not None else default_device()
-            self.backend: Backend = TorchBackend(model, target, precision)
+            self.backend: Backend = TorchBackend(model, target, precision, compile=compile)
         else:
             if config is None:
                 raise ValueError("a backend needs its ModelConfig (labels and preprocessing)")
@@ -107,14 +110,15 @@ class Recognizer:
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, device: str | torch.device | None = None,
-                        backend: BackendName = "auto", precision: Precision = "auto",
+                        backend: BackendName = "auto", precision: Precision = "auto", compile: bool = False,
                         **hub_kwargs: Any) -> "Recognizer":
         """From a Hub folder or an export folder (``actionkit export``), a ``.onnx`` or ``.engine`` file,
         a DeepMind / pytorch-i3d checkpoint file or a Hub repo id (``revision=``, ``cache_dir=``,
         ``local_files_only=``, ``token=`` go to the Hub download). ``backend``: ``"torch"``,
         ``"onnxruntime"`` and ``"tensorrt"`` need the matching file (``model.safetensors``,
         ``model.onnx``, ``model.engine``); ``"auto"`` takes the fastest the folder and machine allow.
-        ``precision`` applies to the torch backend (exported artifacts carry their own)."""
+        ``precision`` and ``compile`` apply to the torch backend (exported artifacts carry their own
+        precision)."""
         target = torch.device(device) if device is not None else default_device()
         path = Path(source).expanduser()
         if path.is_file() and path.suffix in (".onnx", ".engine"):
@@ -124,10 +128,10 @@ class Recognizer:
                 raise ActionkitError(f"{path}: a {path.suffix} file runs with backend {chosen!r}, not {backend!r}")
         else:
             folder = path if path.is_dir() else None
-            chosen = choose_backend(backend, folder, target)
+            chosen = choose_backend(backend, folder, target, precision)
             artifact = None
         if chosen == "torch":
-            return cls(load_pretrained(source, **hub_kwargs), device=target, precision=precision)
+            return cls(load_pretrained(source, **hub_kwargs), device=target, precision=precision, compile=compile)
         if folder is None:
             raise ActionkitError(f"{source}: backend {chosen!r} needs an export folder or file "
                                  "(made by actionkit export), not a checkpoint or repo id")
@@ -213,14 +217,23 @@ class Recognizer:
         return named
 
     def _load(self, index: int, name: str, video: VideoInput, views: tuple[int | None, int | None]) -> _PreparedVideo:
-        """Decode, sample clips and crop (uint8). Runs in a worker thread. ``views``: (clips, crops) overrides."""
+        """Decode (only the frames the clips use), sample clips and crop (uint8). Runs in a worker thread.
+        ``views``: (clips, crops) overrides."""
         pre = self.config.preprocessing
         num_clips, num_crops = views
-        frames = as_frames(video, name) if isinstance(video, np.ndarray) else read_video(video).frames
-        clips, looped = evaluation_views(lambda wanted: frames[wanted], len(frames), pre, num_clips, num_crops)
+        if isinstance(video, np.ndarray):
+            frames = as_frames(video, name)
+            num_frames, frames_at = len(frames), (lambda wanted: frames[wanted])
+        else:
+            def wanted_for(count: int) -> np.ndarray:
+                return np.unique(np.concatenate(plan_clips(count, pre, num_clips).clips))
+
+            num_frames, decoded = read_planned_frames(video, wanted_for)
+            frames_at = (lambda wanted: np.stack([decoded[int(i)] for i in wanted]))
+        clips, looped = evaluation_views(frames_at, num_frames, pre, num_clips, num_crops)
         warnings = []
         if looped:
-            warnings.append(f"{name}: {len(frames)} frames, shorter than the {pre.clip_len}-frame clip; "
+            warnings.append(f"{name}: {num_frames} frames, shorter than the {pre.clip_len}-frame clip; "
                             "the video was looped to fill it")
         return _PreparedVideo(index, clips, warnings)
 

@@ -24,13 +24,15 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
     backend: Annotated[str, typer.Option(help="torch, onnxruntime, tensorrt, or auto (the fastest the model "
                                                "folder and machine allow).")] = "auto",
-    precision: Annotated[str, typer.Option(help="torch backend: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")] = "auto",
+    precision: Annotated[str, typer.Option(help="torch backend: auto (bf16 on CUDA and AMX CPUs, else fp32), fp32, bf16 or fp16.")] = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch backend: torch.compile the model (CUDA graphs on a GPU).")] = False,
     device: DeviceOption = None,
     revision: RevisionOption = None,
 ) -> None:
     """Recognise the action in each video."""
     with user_errors():
-        recognizer = Recognizer.from_pretrained(model, device=device, backend=backend, precision=precision, revision=revision)  # type: ignore[arg-type]
+        recognizer = Recognizer.from_pretrained(model, device=device, backend=backend, precision=precision,  # type: ignore[arg-type]
+                                                compile=compile, revision=revision)
         results = recognizer.predict([str(v) for v in videos], top_k=top_k, batch_size=batch_size,
                                      num_clips=num_clips, num_crops=num_crops, progress=len(videos) > 1 or videos[0].is_dir())
     for result in results:

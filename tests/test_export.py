@@ -36,6 +36,7 @@ from conftest import CLIPS, EXPECTED_LABELS, require
 from test_training import tiny_data  # noqa: F401  (fixture)
 
 from actionkit import Recognizer
+from actionkit.backends import cpu_has_bf16_matmul
 from actionkit.hub import load_pretrained, model_config_of
 from actionkit.models.i3d import ConvBNReLU3d, MaxPool3dSame
 from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune
@@ -105,19 +106,24 @@ def test_onnx_metadata_carries_preprocessing_and_labels(k400_export, k400_dir: P
     assert config.to_dict() == model_config_of(load_pretrained(k400_dir)).to_dict()
 
 
-def test_recognizer_onnxruntime_and_torch_agree_on_the_shared_clips(k400_export) -> None:
+def test_recognizer_backends_and_precisions_agree_on_the_shared_clips(k400_export) -> None:
     out, _ = k400_export
     videos = [str(p) for p in shared_clips()]
-    by_torch = Recognizer.from_pretrained(out, backend="torch", device="cpu").predict(videos, top_k=400)
+    by_torch = Recognizer.from_pretrained(out, backend="torch", device="cpu", precision="fp32").predict(videos, top_k=400)
     onnx_recognizer = Recognizer.from_pretrained(out, backend="onnxruntime", device="cpu")
     assert onnx_recognizer.backend_name == "onnxruntime"
-    assert Recognizer.from_pretrained(out, device="cpu").backend_name == "onnxruntime"  # auto on CPU
+    # auto on CPU: bf16 PyTorch where AMX makes it the fastest, else ONNX Runtime; fp32 asked: ONNX Runtime
+    assert Recognizer.from_pretrained(out, device="cpu").backend_name == ("torch" if cpu_has_bf16_matmul() else "onnxruntime")
+    assert Recognizer.from_pretrained(out, device="cpu", precision="fp32").backend_name == "onnxruntime"
     by_onnx = onnx_recognizer.predict(videos, top_k=400, batch_size=3)
     for a, b in zip(by_torch, by_onnx):
         assert a.ok and b.ok and a.top1.label == b.top1.label, (a.video, a.top1, b.top1)
         torch_scores = {p.label: p.score for p in a.predictions}
         worst = max(abs(torch_scores[p.label] - p.score) for p in b.predictions)
         assert worst <= 1e-4, (a.video, worst)
+    # the bf16 CPU path (autocast, channels-last) keeps fp32's top-1 on every clip
+    by_bf16 = Recognizer.from_pretrained(out, backend="torch", device="cpu", precision="bf16").predict(videos, top_k=1)
+    assert [r.top1.label for r in by_bf16] == [r.top1.label for r in by_torch]
 
 
 def test_triton_entry(k400_export) -> None:

@@ -150,6 +150,30 @@ def read_frames(path: str | Path, indices: Sequence[int]) -> np.ndarray:
     return np.stack([frames[int(i)] for i in indices])
 
 
+def read_planned_frames(path: str | Path,
+                        wanted_for: Callable[[int], np.ndarray]) -> tuple[int, dict[int, np.ndarray]]:
+    """Decode only what a clip plan needs: ``(num_frames, {index: H×W×3 frame})`` for the indices
+    ``wanted_for(num_frames)`` returns.
+
+    The plan is made from the frame count in the container header, so decoding stops after the last
+    wanted frame and only wanted frames are converted to RGB (the costly step). Without a count in the
+    header, or when the video ends before the frames the header promised, it falls back to a full decode
+    and plans with the real count, so the clips are those a full decode would give. Raises the
+    :class:`VideoError` subclasses of :func:`read_video`.
+    """
+    path = Path(path)
+    container = _open(path)
+    with container:
+        declared = container.streams.video[0].frames if container.streams.video else 0
+    if declared > 0:
+        wanted = {int(i) for i in wanted_for(declared)}
+        info, frames = _decode(path, keep=wanted.__contains__, last=max(wanted))
+        if len(frames) == len(wanted):
+            return declared, frames
+    info, everything = _decode(path, keep=lambda i: True)
+    return info.num_frames, {int(i): everything[int(i)] for i in wanted_for(info.num_frames)}
+
+
 def as_frames(video: np.ndarray, name: str) -> np.ndarray:
     """Validate a user's frame array: uint8 T×H×W×3 (T×H×W or T×H×W×1 grayscale is expanded)."""
     if not isinstance(video, np.ndarray):
