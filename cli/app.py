@@ -8,6 +8,7 @@ import typer
 
 from actionkit import __version__
 
+from .benchmark import benchmark
 from .convert import convert
 from .data import data_app
 from .export import export
@@ -17,7 +18,7 @@ from .train import evaluate, finetune, train
 
 app = typer.Typer(name="actionkit", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
-                  help="Video action recognition: convert checkpoints, check datasets, precompute flow, train, evaluate, export, predict.")
+                  help="Video action recognition: convert checkpoints, check datasets, precompute flow, train, evaluate, export, predict, benchmark.")
 app.command()(convert)
 app.command()(predict)
 app.command()(flow)
@@ -25,6 +26,7 @@ app.command()(finetune)
 app.command()(train)
 app.command()(evaluate)
 app.command()(export)
+app.command()(benchmark)
 app.add_typer(data_app, name="data")
 
 

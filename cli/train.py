@@ -47,6 +47,7 @@ def finetune(
     warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up length in epochs.")] = 0.0,
     step_epochs: Annotated[int, typer.Option(help="Step schedule: decay ×0.1 every N epochs.")] = 0,
     amp: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), off, bf16 or fp16.")] = "auto",
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last 3D layout (faster convolutions).")] = False,
     clip_grad: Annotated[float, typer.Option(help="Clip the global gradient norm to this (0: off).")] = 40.0,
     train_bn: Annotated[bool, typer.Option("--train-bn", help="Update batch-norm statistics (default: frozen; needs large batches).")] = False,
     clip_len: Annotated[int, typer.Option(min=8, help="Frames per training clip.")] = 32,
@@ -79,7 +80,8 @@ def finetune(
                               optimizer=optimizer, weight_decay=weight_decay, schedule=schedule,  # type: ignore[arg-type]
                               warmup_epochs=warmup_epochs, step_epochs=step_epochs, amp=amp,  # type: ignore[arg-type]
                               seed=seed, max_steps_per_epoch=max_steps_per_epoch, freeze_bn=not train_bn,
-                              clip_grad_norm=clip_grad or None, head_lr_scale=head_lr_scale))
+                              clip_grad_norm=clip_grad or None, head_lr_scale=head_lr_scale,
+                              channels_last=channels_last))
         result = run_finetune(config, log=lambda line: typer.echo(line, err=True))
     best = f"{100 * result.best_top1:.1f}%" if result.best_top1 is not None else "n/a (no val split)"
     typer.echo(f"done: {result.epochs} epoch(s) in {result.seconds:.0f} s, best val top-1 {best}; "

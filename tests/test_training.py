@@ -52,7 +52,7 @@ def _cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedP
 def test_finetune_writes_a_complete_run_folder(tiny_data: Path, k400_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = _cli("finetune", "--data", str(tiny_data), "--model", str(k400_dir), "--out", str(out),
-                "--epochs", "2", "--self-distill", *TINY)
+                "--epochs", "2", "--self-distill", "--channels-last", *TINY)  # channels-last: saved weights must still be plain
     assert done.returncode == 0, done.stderr
     # the data side says what it did: layout, the skipped video, the classifier
     assert "csv layout" in done.stderr
@@ -69,7 +69,7 @@ def test_finetune_writes_a_complete_run_folder(tiny_data: Path, k400_dir: Path, 
     assert {"loss", "loss_ce", "loss_sd", "lr"} <= set(train[0]) and all(torch.isfinite(torch.tensor(r["loss"])) for r in train)
     run = json.loads((out / "run.json").read_text())
     assert len(run["skipped_unreadable"]) == 1 and run["classes"] == ["hugging", "kicking", "punching"]
-    assert run["result"]["epochs"] == 2
+    assert run["result"]["epochs"] == 2 and run["train"]["channels_last"] is True
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["id2label"] == {"0": "hugging", "1": "kicking", "2": "punching"}
     assert config["preprocessing"]["clip_len"] == 8 and config["preprocessing"]["crop_size"] == 64

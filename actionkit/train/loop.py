@@ -57,6 +57,7 @@ class TrainConfig:
     clip_grad_norm: float | None = 40.0  # max global gradient norm (None: no clipping)
     freeze_bn: bool = True  # BN statistics frozen (affine params train): batches of a few clips give poor statistics
     head_lr_scale: float = 1.0  # the classifier's lr = lr × this (a new classifier learns faster than the trunk)
+    channels_last: bool = False  # channels-last 3D weights (faster convolutions: benchmarks/training_throughput.py)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
@@ -121,6 +122,8 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
         raise ActionkitError(f"{run_dir}: already holds a training run; pass --resume to continue it, "
                              "or choose another --out")
     task.to(device)
+    if config.channels_last:
+        task.to(memory_format=torch.channels_last_3d)
     optimizer = build_optimizer(list(task.trainable_parameters()), config,
                                 head=list(task.encoder.classifier.parameters()))
     steps_per_epoch = _steps_per_epoch(train_loader, config)

@@ -1,0 +1,246 @@
+"""Measuring inference speed on the machine at hand (``actionkit benchmark`` and ``benchmarks/``).
+
+- :func:`model_speed`: model-only throughput, one row per backend × precision × clip length × batch
+  size, on random input of the model's crop size (no decoding). Combinations a machine cannot run
+  well get a row that says why they were skipped rather than a misleading number.
+- :func:`end_to_end_speed`: ``Recognizer.predict`` on real videos against the model-only time of
+  exactly the same clips and batches, which shows how much decoding the pipeline fails to hide.
+
+Times are medians over ``repeats`` calls after ``warmup`` calls, in seconds per clip.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from actionkit.backends import (
+    ENGINE_NAME,
+    ONNX_FP16_NAME,
+    ONNX_NAME,
+    OnnxRuntimeBackend,
+    TensorRTBackend,
+    TorchBackend,
+    cpu_has_bf16_matmul,
+    onnxruntime_importable,
+    tensorrt_importable,
+)
+from actionkit.errors import ActionkitError
+from actionkit.hub import load_pretrained, model_config_of
+from actionkit.progress import progress_bar
+
+BENCHMARK_BACKENDS = ("torch", "onnxruntime", "tensorrt")
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ModelSpeed:
+    """Model-only speed of one configuration; ``skipped`` says why a configuration was not run."""
+
+    backend: str
+    precision: str
+    clip_len: int
+    batch_size: int
+    crop_size: int
+    seconds_per_clip: float | None = None
+    skipped: str | None = None
+
+    @property
+    def clips_per_second(self) -> float | None:
+        return 1.0 / self.seconds_per_clip if self.seconds_per_clip else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "clips_per_second": self.clips_per_second}
+
+
+def time_calls(call: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``call()`` over ``repeats`` runs, after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "onnxruntime"),
+                precisions: Sequence[str] = ("fp32", "bf16"), batch_sizes: Sequence[int] = (1, 4, 8),
+                clip_lens: Sequence[int] = (32, 64), device: str | torch.device | None = None,
+                repeats: int = 3, warmup: int = 1, progress: bool = True) -> list[ModelSpeed]:
+    """Model-only seconds per clip for every backend × precision × clip length × batch size.
+
+    ``source``: a Hub or export folder (or anything :func:`load_pretrained` reads). ONNX Runtime uses the
+    folder's ``model.onnx`` when it accepts the clip length, else an ONNX exported on the fly with a
+    dynamic clip length into a temporary folder; TensorRT needs the folder's ``model.engine``.
+    """
+    target = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    for name in backends:
+        if name not in BENCHMARK_BACKENDS:
+            raise ActionkitError(f"unknown backend {name!r}; choose from {', '.join(BENCHMARK_BACKENDS)}")
+    if repeats < 1 or warmup < 0 or not batch_sizes or not clip_lens or min(batch_sizes) < 1:
+        raise ValueError("repeats and batch sizes must be at least 1, warmup at least 0")
+    model = load_pretrained(source)
+    crop = model_config_of(model).preprocessing.crop_size
+    folder = Path(source) if Path(source).is_dir() else None
+    configurations = [(b, p) for b in backends for p in precisions]
+    rows: list[ModelSpeed] = []
+    with tempfile.TemporaryDirectory(prefix="actionkit-bench-") as scratch, \
+            progress_bar("benchmarking", len(configurations) * len(clip_lens) * len(batch_sizes), progress) as advance:
+        for backend, precision in configurations:
+            for clip_len in clip_lens:
+                runner = _runner(backend, precision, clip_len, model, folder, Path(scratch), target)
+                for batch_size in batch_sizes:
+                    row = ModelSpeed(backend, precision, clip_len, batch_size, crop)
+                    if isinstance(runner, str):
+                        rows.append(ModelSpeed(**{**asdict(row), "skipped": runner}))
+                    else:
+                        video = torch.rand(batch_size, 3, clip_len, crop, crop, device=runner_device(runner)) * 2 - 1
+
+                        def call() -> None:
+                            runner(video)
+                            _synchronize(target)
+
+                        seconds = time_calls(call, repeats, warmup) / batch_size
+                        rows.append(ModelSpeed(**{**asdict(row), "seconds_per_clip": seconds}))
+                    advance()
+    return rows
+
+
+def runner_device(runner: Runner) -> torch.device:
+    return getattr(runner, "device", torch.device("cpu"))
+
+
+def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module, folder: Path | None,
+            scratch: Path, device: torch.device) -> Runner | str:
+    """A backend ready to run ``clip_len``-frame clips, or the reason it cannot be benchmarked here."""
+    if backend == "torch":
+        if precision == "fp16" and device.type == "cpu":
+            return "fp16 autocast on CPU is emulated (use bf16 or fp32)"
+        if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16_matmul():
+            return "this CPU has no bf16 matrix units (AMX): bf16 would be emulated and slower than fp32"
+        return TorchBackend(model, device, precision)  # type: ignore[arg-type]
+    if backend == "onnxruntime":
+        if not onnxruntime_importable():
+            return "onnxruntime is not installed (pip install 'actionkit[onnx]')"
+        if precision == "bf16":
+            return "no bf16 ONNX is exported (ONNX Runtime's CPU provider has no bf16 convolutions)"
+        if precision == "fp16":
+            if device.type != "cuda":
+                return "fp16 ONNX on the CPU provider is emulated (it is for GPUs)"
+            onnx_file = folder / ONNX_FP16_NAME if folder else None
+            if onnx_file is None or not onnx_file.is_file() or not _onnx_accepts(onnx_file, clip_len):
+                return f"no {ONNX_FP16_NAME} for {clip_len} frames (actionkit export --fp16)"
+            return OnnxRuntimeBackend(onnx_file, device)
+        return OnnxRuntimeBackend(_onnx_for(model, folder, scratch, clip_len), device)
+    if precision not in ("fp32", "fp16"):
+        return "TensorRT engines are built in fp32 or fp16"
+    if not tensorrt_importable():
+        return "tensorrt is not installed (pip install 'actionkit[tensorrt]')"
+    if folder is None or not (folder / ENGINE_NAME).is_file():
+        return f"no {ENGINE_NAME} in the model folder (actionkit export --trt)"
+    return TensorRTBackend(folder / ENGINE_NAME)
+
+
+def _onnx_accepts(path: Path, clip_len: int) -> bool:
+    import onnx
+
+    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    frames = dims[2]
+    return bool(frames.dim_param) or frames.dim_value == clip_len
+
+
+def _onnx_for(model: torch.nn.Module, folder: Path | None, scratch: Path, clip_len: int) -> Path:
+    """The folder's model.onnx when it takes ``clip_len`` frames, else a dynamic-clip-length export."""
+    if folder is not None and (folder / ONNX_NAME).is_file() and _onnx_accepts(folder / ONNX_NAME, clip_len):
+        return folder / ONNX_NAME
+    exported = scratch / ONNX_NAME
+    if not exported.is_file():
+        from actionkit.export.onnx_export import OnnxOptions, save_onnx, to_onnx
+
+        config = model_config_of(model)
+        save_onnx(to_onnx(model, config, OnnxOptions(dynamic_clip_len=True)), exported)  # type: ignore[arg-type]
+    return exported
+
+
+def format_model_speed(rows: Sequence[ModelSpeed]) -> str:
+    """A Markdown table: one line per backend × precision × clip length, seconds per clip per batch size."""
+    batch_sizes = sorted({r.batch_size for r in rows})
+    header = "| backend | precision | frames | " + " | ".join(f"s/clip @ batch {b}" for b in batch_sizes) + " |"
+    lines = [header, "|" + "---|" * (3 + len(batch_sizes))]
+    groups: dict[tuple[str, str, int], dict[int, ModelSpeed]] = {}
+    for r in rows:
+        groups.setdefault((r.backend, r.precision, r.clip_len), {})[r.batch_size] = r
+    for (backend, precision, clip_len), by_batch in groups.items():
+        first = next(iter(by_batch.values()))
+        if first.skipped:
+            lines.append(f"| {backend} | {precision} | {clip_len} | skipped: {first.skipped} |"
+                         + " |" * (len(batch_sizes) - 1))
+            continue
+        cells = [f"{by_batch[b].seconds_per_clip:.3f}" if b in by_batch else "" for b in batch_sizes]
+        lines.append(f"| {backend} | {precision} | {clip_len} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class EndToEndSpeed:
+    """``Recognizer.predict`` over videos against the model alone on the same clips and batches."""
+
+    videos: int
+    clips: int
+    batch_size: int
+    backend: str
+    precision: str
+    seconds: float
+    model_only_seconds: float
+
+    @property
+    def overhead(self) -> float:
+        """How much longer end to end takes than the model alone (0.1 = 10%)."""
+        return self.seconds / self.model_only_seconds - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "overhead": self.overhead, "seconds_per_video": self.seconds / self.videos}
+
+
+def end_to_end_speed(recognizer: Any, videos: Sequence[str | os.PathLike], batch_size: int = 4,
+                     repeats: int = 1) -> EndToEndSpeed:
+    """Time ``recognizer.predict(videos)`` (after one warm-up batch) and the model-only time of the same
+    clips in the same batches, decoded beforehand."""
+    paths = [str(v) for v in videos]
+    prepared = [recognizer._load(i, name, video, (None, None))
+                for i, (name, video) in enumerate(recognizer._named_inputs(paths))]
+    clips = torch.cat([p.clips for p in prepared])
+    batches = [clips[i:i + batch_size] for i in range(0, len(clips), batch_size)]
+    recognizer._infer(batches[0])  # warm-up: allocator, kernels, thread pools
+    synchronize = (lambda: _synchronize(recognizer.device))
+
+    def model_only() -> None:
+        for batch in batches:
+            recognizer._infer(batch)
+        synchronize()
+
+    def end_to_end() -> None:
+        results = recognizer.predict(paths, batch_size=batch_size)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise ActionkitError(f"{failed[0].video}: {failed[0].error}")
+
+    model_seconds = time_calls(model_only, repeats, warmup=0)
+    seconds = time_calls(end_to_end, repeats, warmup=0)
+    precision = getattr(recognizer.backend, "precision", "fp32")
+    return EndToEndSpeed(len(paths), len(clips), batch_size, recognizer.backend_name, precision, seconds,
+                         model_seconds)

@@ -1,0 +1,47 @@
+"""Model-only throughput per backend and precision at batch 1, 4 and 8 for 32 and 64 frames at 224².
+
+    python benchmarks/model_throughput.py --model K400_FOLDER [--out benchmarks/results/model_throughput.json]
+
+The same measurement as ``actionkit benchmark`` (see :mod:`actionkit.benchmark`), with the full grid by
+default: torch fp32, torch bf16 (where the CPU has AMX) and ONNX Runtime fp32 (exported on the fly with
+a dynamic clip length when the folder has no model.onnx), plus TensorRT where an engine and tensorrt
+are present. Random input; medians of ``--repeats`` calls after one warm-up call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from actionkit.benchmark import format_model_speed, model_speed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="Hub or export folder")
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime", "tensorrt"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "fp16"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4, 8])
+    parser.add_argument("--clip-lens", nargs="+", type=int, default=[32, 64])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    rows = model_speed(args.model, args.backends, args.precisions, args.batch_sizes, args.clip_lens,
+                       device=args.device, repeats=args.repeats)
+    print(format_model_speed(rows))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                   "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                   "torch": torch.__version__}
+        args.out.write_text(json.dumps({"machine": machine, "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
