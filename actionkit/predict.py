@@ -12,7 +12,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence, Union
 
 import numpy as np
 import torch
@@ -37,6 +37,10 @@ from actionkit.errors import ActionkitError, VideoError
 from actionkit.hub import CONFIG_NAME, load_pretrained, model_config_of
 from actionkit.models.i3d import I3D
 from actionkit.progress import progress_bar
+
+if TYPE_CHECKING:
+    from actionkit.long_video import StreamPrediction
+    from actionkit.timeline import Timeline
 
 VideoInput = Union[str, os.PathLike, np.ndarray]
 
@@ -201,6 +205,34 @@ class Recognizer:
             if pending:
                 flush()
         return results
+
+    def timeline(self, video: str | os.PathLike, window: int | None = None, stride: int | None = None,
+                 batch_size: int = 4, top_k: int = 5, threshold: float = 0.5, progress: bool = False) -> "Timeline":
+        """An action timeline of a whole video, decoded once: sliding windows of ``window`` model frames
+        (default: the config's clip length) starting every ``stride`` source frames (default: half a
+        window), batched ``batch_size`` at a time. Returns each window's start and end in seconds and
+        its top-k, the video-level summary (mean over windows) and the segments where one label stays
+        on top with probability ≥ ``threshold``. Memory is bounded by the window and the batch, not the
+        video's length. :meth:`Timeline.save` writes JSON, CSV and a PNG plot."""
+        from actionkit.long_video import timeline
+
+        return timeline(self, video, window, stride, batch_size, top_k, threshold, progress)
+
+    def stream(self, source: str | os.PathLike, window: int | None = None, stride: int | None = None,
+               top_k: int = 5, timeout: float = 10.0, realtime: bool | None = None, format: str | None = None,
+               options: dict[str, str] | None = None) -> Iterator["StreamPrediction"]:
+        """Predictions over a live source PyAV can open (an HTTP or RTSP URL, a webcam such as
+        ``/dev/video0``, or a file), one every ``stride`` frames on the latest ``window`` frames.
+
+        The source is opened here: an unreachable one raises :class:`~actionkit.data.frame_source.StreamError`
+        within ``timeout`` seconds (which also bounds each read). Frames are decoded in a background
+        thread into a ring buffer of one window; with ``realtime`` (default: URLs and devices) a window
+        the model has not reached when the next is ready is skipped, so latency stays bounded, and each
+        prediction says how many were skipped. The generator ends at the end of the stream, on Ctrl-C,
+        or when the caller stops iterating; the decoder thread and the source are closed each time."""
+        from actionkit.long_video import stream
+
+        return stream(self, source, window, stride, top_k, timeout, realtime, format, options)
 
     # --- stages ------------------------------------------------------------------------------------
 

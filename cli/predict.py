@@ -11,7 +11,7 @@ import typer
 
 from actionkit.predict import Recognizer, VideoResult
 
-from ._common import DeviceOption, ModelOption, RevisionOption, user_errors
+from ._common import DeviceOption, ModelOption, RevisionOption, fail, user_errors
 
 
 def predict(
@@ -26,13 +26,24 @@ def predict(
                                                "folder and machine allow).")] = "auto",
     precision: Annotated[str, typer.Option(help="torch backend: auto (bf16 on CUDA and AMX CPUs, else fp32), fp32, bf16 or fp16.")] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch backend: torch.compile the model (CUDA graphs on a GPU).")] = False,
+    timeline: Annotated[bool, typer.Option("--timeline", help="Sliding windows over the whole video: a table of "
+                                               "segments, and with --out a JSON, CSV and PNG timeline.")] = False,
+    window: Annotated[int | None, typer.Option(min=1, help="--timeline: model frames per window (default: the model's clip length).")] = None,
+    stride: Annotated[int | None, typer.Option(min=1, help="--timeline: frames between window starts (default: half a window).")] = None,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="--timeline: a segment's top label needs at least this probability.")] = 0.5,
+    out: Annotated[Path | None, typer.Option(help="--timeline: folder for timeline.json, windows.csv and timeline.png.")] = None,
     device: DeviceOption = None,
     revision: RevisionOption = None,
 ) -> None:
-    """Recognise the action in each video."""
+    """Recognise the action in each video (or, with --timeline, along each video)."""
+    if not timeline and (window or stride or out):
+        raise fail("--window, --stride and --out go with --timeline")
     with user_errors():
         recognizer = Recognizer.from_pretrained(model, device=device, backend=backend, precision=precision,  # type: ignore[arg-type]
                                                 compile=compile, revision=revision)
+        if timeline:
+            _timelines(recognizer, videos, window, stride, batch_size, top_k, threshold, out, as_json)
+            return
         results = recognizer.predict([str(v) for v in videos], top_k=top_k, batch_size=batch_size,
                                      num_clips=num_clips, num_crops=num_crops, progress=len(videos) > 1 or videos[0].is_dir())
     for result in results:
@@ -60,3 +71,38 @@ def _print_table(results: list[VideoResult]) -> None:
         for rank, p in enumerate(result.predictions, 1):
             table.add_row(result.video if rank == 1 else "", str(rank), p.label, f"{p.score:.3f}")
     Console(soft_wrap=True).print(table)
+
+
+def _timelines(recognizer: Recognizer, videos: list[Path], window: int | None, stride: int | None, batch_size: int,
+               top_k: int, threshold: float, out: Path | None, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from actionkit.data.video import expand_video_paths
+
+    paths = expand_video_paths(videos)
+    console = Console(soft_wrap=True)
+    reports = []
+    for path in paths:
+        result = recognizer.timeline(path, window=window, stride=stride, batch_size=batch_size, top_k=top_k,
+                                     threshold=threshold, progress=True)
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if out is not None:
+            folder = out if len(paths) == 1 else out / path.stem
+            written = result.save(folder)
+            print(f"wrote {', '.join(str(w) for w in written)}", file=sys.stderr)
+        if as_json:
+            reports.append(result.to_dict())
+            continue
+        table = Table("start (s)", "end (s)", "label", "mean probability",
+                      title=f"{path}: {result.duration:.1f} s, {len(result.windows)} windows of {result.window} "
+                            f"frames every {result.stride}")
+        for segment in result.segments:
+            table.add_row(f"{segment.start:.2f}", f"{segment.end:.2f}", segment.label, f"{segment.score:.3f}")
+        if not result.segments:
+            table.add_row("", "", f"(no label reaches {threshold:g})", "")
+        console.print(table)
+        console.print("video: " + ", ".join(f"{label} {score:.3f}" for label, score in result.summary[:3]))
+    if as_json:
+        typer.echo(json.dumps(reports, indent=2))

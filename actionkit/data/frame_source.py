@@ -1,0 +1,88 @@
+"""Frames of a video file or a live source (HTTP / RTSP URL, webcam device), decoded in order, a chunk
+at a time, so nothing holds more than a chunk of full-size frames. Errors name the source."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import av
+import numpy as np
+
+from actionkit.data.video import _open, _reason
+from actionkit.errors import ActionkitError, CorruptVideoError, EmptyVideoError
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+class StreamError(ActionkitError):
+    """A live source could not be opened or read."""
+
+
+def is_live_source(source: str | Path) -> bool:
+    """URLs (http, rtsp, udp, ...) and capture devices (/dev/video*) are live; anything else is a file."""
+    text = str(source)
+    return bool(_URL.match(text)) or text.startswith("/dev/video")
+
+
+class FrameSource:
+    """An open video: ``fps``, ``declared_frames`` (0 when unknown, e.g. live) and :meth:`chunks`.
+
+    ``timeout`` (seconds) bounds opening and each read of a live source; ``format`` picks an input
+    format (e.g. ``"v4l2"`` for a webcam); ``options`` go to FFmpeg. Use as a context manager."""
+
+    def __init__(self, source: str | Path, *, timeout: float = 10.0, format: str | None = None,
+                 options: dict[str, str] | None = None) -> None:
+        self.name = str(source)
+        self.live = is_live_source(source)
+        if self.live:
+            if self.name.startswith("/dev/video") and format is None:
+                format = "v4l2"
+            try:
+                self.container = av.open(self.name, format=format, options=options or {}, timeout=(timeout, timeout),
+                                         metadata_errors="ignore")
+            except (av.error.FFmpegError, OSError) as e:
+                raise StreamError(f"{self.name}: cannot open the stream within {timeout:g} s ({_reason(e)})") from None
+        else:
+            self.container = _open(Path(source))
+        if not self.container.streams.video:
+            self.close()
+            raise EmptyVideoError(self.name, "has no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self.fps = float(rate) if rate else 0.0
+        self.declared_frames = int(self.stream.frames or 0)
+        self.decoded = 0
+
+    def chunks(self, size: int = 16) -> Iterator[np.ndarray]:
+        """size×H×W×3 uint8 RGB chunks (the last may be shorter) until the end of the video or stream."""
+        chunk: list[np.ndarray] = []
+        try:
+            for frame in self.container.decode(self.stream):
+                chunk.append(frame.to_ndarray(format="rgb24"))
+                self.decoded += 1
+                if len(chunk) == size:
+                    yield np.stack(chunk)
+                    chunk = []
+        except av.error.FFmpegError as e:
+            if self.live:
+                raise StreamError(f"{self.name}: the stream failed after frame {self.decoded} ({_reason(e)})") from None
+            if not self.decoded:
+                raise EmptyVideoError(self.name, f"has no decodable frames ({_reason(e)})") from None
+            raise CorruptVideoError(self.name, f"decoding failed after frame {self.decoded}: truncated or "
+                                               f"damaged ({_reason(e)})") from None
+        if chunk:
+            yield np.stack(chunk)
+        if not self.decoded:
+            raise EmptyVideoError(self.name, "has no decodable frames")
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,192 @@
+"""Timelines over long videos and predictions over live sources, on real clips."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from actionkit import Recognizer
+from actionkit.cli.app import app
+from actionkit.data.frame_source import StreamError
+from actionkit.data.sampling import sliding_windows
+from actionkit.data.video import read_video
+from actionkit.timeline import WindowPrediction, merge_segments, sliding, window_span
+
+from conftest import CLIPS, require
+from videos import remux_faststart, write_video
+
+runner = CliRunner()
+CONCATENATED = [("arm_wrestling.mp4", "arm wrestling"), ("cleaning_pool.mp4", "cleaning pool"),
+                ("ucf101_HeadMassage.avi", "massaging person's head")]
+FPS = 25
+
+
+# --- windowing and segments (no model) -----------------------------------------------------------
+
+@pytest.mark.parametrize("num_frames,window,stride,frame_stride",
+                         [(100, 32, 16, 1), (64, 32, 32, 1), (300, 16, 10, 2), (200, 64, 32, 1), (7, 8, 4, 1)])
+def test_sliding_windows_over_a_frame_stream(num_frames: int, window: int, stride: int, frame_stride: int) -> None:
+    frames = (torch.full((3, 2, 2), i, dtype=torch.int32) for i in range(num_frames))
+    windows = list(sliding(frames, window, stride, frame_stride))
+    span = window_span(window, frame_stride)
+    assert [(w.start, w.end) for w in windows] == sliding_windows(num_frames, span, stride)
+    for w in windows:
+        taken = w.clip[:, 0, 0, 0].tolist()
+        if w.looped:  # shorter than a window: looped, like prediction
+            assert taken == [(i * frame_stride) % num_frames for i in range(window)]
+        else:
+            assert taken == list(range(w.start, w.end, frame_stride)) and len(taken) == window
+
+
+def _windows(labels: list[str], scores: list[float], window: int = 64, stride: int = 32) -> list[WindowPrediction]:
+    return [WindowPrediction(i * stride / FPS, (i * stride + window) / FPS, i * stride, i * stride + window,
+                             [(label, score)]) for i, (label, score) in enumerate(zip(labels, scores))]
+
+
+def test_segments_split_a_straddling_window_and_keep_long_doubt_unlabelled() -> None:
+    windows = _windows(["a", "a", "a", "x", "b", "b", "c", "c", "c", "c"], [.9, .9, .9, .3, .8, .8, .2, .3, .3, .2])
+    segments = merge_segments(windows, num_frames=9 * 32 + 64, fps=FPS, threshold=0.5)
+    assert [s.label for s in segments] == ["a", "b"]
+    # window centres are at 32 + 32 i frames; "a" owns up to 112, the doubtful "x" (112-144) is halved
+    assert segments[0].start == 0 and segments[0].end == pytest.approx(128 / FPS)
+    assert segments[1].start == pytest.approx(128 / FPS) and segments[1].end == pytest.approx(208 / FPS)
+    assert segments[0].score == pytest.approx(0.9)
+    # the same action on both sides of one doubtful window stays one segment
+    same = merge_segments(_windows(["a", "a", "x", "a"], [.9, .9, .2, .9]), 3 * 32 + 64, FPS, 0.5)
+    assert [(s.label, s.start, s.end) for s in same] == [("a", 0, (3 * 32 + 64) / FPS)]
+
+
+# --- a long video made of three actions ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def concatenated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]]:
+    """Three shared clips of different actions back to back at 340×256, 25 fps, and the true boundaries (s)."""
+    import cv2
+
+    parts = []
+    for name, _ in CONCATENATED:
+        frames = read_video(require(CLIPS / name)).frames
+        if frames.shape[1:3] != (256, 340):
+            frames = np.stack([cv2.resize(f, (340, 256), interpolation=cv2.INTER_AREA) for f in frames])
+        parts.append(frames)
+    path = write_video(tmp_path_factory.mktemp("long") / "three_actions.mp4", np.concatenate(parts), fps=FPS)
+    boundaries = list(np.cumsum([len(p) for p in parts]) / FPS)
+    return path, boundaries
+
+
+def test_timeline_of_three_actions_finds_them_in_order_with_boundaries_within_a_stride(
+        concatenated: tuple[Path, list[float]], k400_dir: Path, tmp_path: Path) -> None:
+    video, boundaries = concatenated
+    out = tmp_path / "timeline"
+    result = runner.invoke(app, ["predict", str(video), "--model", str(k400_dir), "--timeline", "--window", "64",
+                                 "--stride", "32", "--top-k", "3", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(result.stdout)
+    segments = report["segments"]
+    assert [s["label"] for s in segments] == [label for _, label in CONCATENATED], segments
+    stride_s = 32 / FPS
+    assert segments[0]["start"] == 0 and segments[-1]["end"] == pytest.approx(boundaries[-1])
+    for left, right, truth in zip(segments, segments[1:], boundaries):
+        assert left["end"] == pytest.approx(right["start"]) and abs(left["end"] - truth) <= stride_s, (segments, boundaries)
+    assert report["summary"][0]["label"] in {label for _, label in CONCATENATED}
+    # every window, with its times, in the JSON and the CSV; the plot beside them
+    windows = report["windows"]
+    assert windows[0]["start"] == 0 and windows[-1]["end"] == pytest.approx(boundaries[-1])
+    assert all(b["start"] - a["start"] == pytest.approx(stride_s) for a, b in zip(windows[:-2], windows[1:-1]))
+    assert json.loads((out / "timeline.json").read_text())["segments"] == segments
+    csv_lines = (out / "windows.csv").read_text().splitlines()
+    assert csv_lines[0] == "start_s,end_s,start_frame,end_frame,rank,label,score" and len(csv_lines) == 1 + 3 * len(windows)
+    assert (out / "timeline.png").stat().st_size > 20_000
+
+
+def test_timeline_of_a_video_shorter_than_a_window_loops_it_and_says_so(k400_fast_dir: Path) -> None:
+    recognizer = Recognizer.from_pretrained(k400_fast_dir, device="cpu")
+    dive = require(CLIPS / "hmdb51_dive.mp4")  # 45 frames
+    result = recognizer.timeline(dive, window=64)
+    assert len(result.windows) == 1 and result.windows[0].end_frame == 45 == result.num_frames
+    assert "shorter than one 64-frame window" in result.warnings[0]
+    with pytest.raises(Exception, match="use Recognizer.stream"):
+        recognizer.timeline("http://127.0.0.1:9/live.mp4")
+
+
+# --- live sources ----------------------------------------------------------------------------------
+
+class _Throttled(http.server.SimpleHTTPRequestHandler):
+    """Serves files in 16 KiB pieces with a pause after each, like a source that is still arriving."""
+
+    pause = 0.05
+    finished: list[float] = []
+
+    def copyfile(self, source, outputfile) -> None:
+        while piece := source.read(16 * 1024):
+            outputfile.write(piece)
+            outputfile.flush()
+            time.sleep(self.pause)
+        self.finished.append(time.perf_counter())
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture()
+def http_server(tmp_path: Path):
+    video = remux_faststart(require(CLIPS / "hmdb51_punch.mp4"), tmp_path / "punch.mp4")  # index first: streamable
+    handler = lambda *a, **kw: _Throttled(*a, directory=str(tmp_path), **kw)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Throttled.finished.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{video.name}", video
+    server.shutdown()
+
+
+def test_stream_over_http_predicts_while_the_file_arrives_and_ends(http_server, k400_fast_dir: Path) -> None:
+    url, video = http_server
+    recognizer = Recognizer.from_pretrained(k400_fast_dir, device="cpu")
+    arrivals, predictions = [], []
+    for prediction in recognizer.stream(url, window=16, stride=32, timeout=10):
+        arrivals.append(time.perf_counter())
+        predictions.append(prediction)
+    assert predictions, "no prediction from the stream"
+    assert _Throttled.finished and arrivals[0] < _Throttled.finished[0]  # the first came before the file had arrived
+    total = read_video(video).num_frames
+    assert predictions[-1].window.end_frame == total  # the last window is flush with the end of the stream
+    assert all(p.latency >= 0 and p.skipped >= 0 for p in predictions)
+    assert {p.label for p in predictions} & {"punching bag", "punching person (boxing)"}
+    assert not [t for t in threading.enumerate() if t.name == "actionkit-decode"]
+
+
+def test_leaving_a_stream_early_stops_its_decoder(http_server, k400_fast_dir: Path) -> None:
+    url, _ = http_server
+    recognizer = Recognizer.from_pretrained(k400_fast_dir, device="cpu")
+    predictions = recognizer.stream(url, window=16, stride=16, realtime=False)
+    next(predictions)
+    predictions.close()
+    assert not [t for t in threading.enumerate() if t.name == "actionkit-decode"]
+
+
+def test_unreachable_sources_fail_clearly_within_the_timeout(k400_fast_dir: Path) -> None:
+    recognizer = Recognizer.from_pretrained(k400_fast_dir, device="cpu")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    with pytest.raises(StreamError, match=f"http://127.0.0.1:{port}/cam.mp4: cannot open the stream"):
+        recognizer.stream(f"http://127.0.0.1:{port}/cam.mp4", timeout=2)
+    silent = socket.socket()  # accepts connections, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    started = time.perf_counter()
+    with pytest.raises(StreamError, match="within 2 s"):
+        recognizer.stream(f"http://127.0.0.1:{silent.getsockname()[1]}/cam.mp4", timeout=2)
+    assert time.perf_counter() - started < 10
+    silent.close()
