@@ -66,6 +66,12 @@ def _window_settings(recognizer: "Recognizer", window: int | None, stride: int |
     return window, stride, frame_stride
 
 
+def default_timeline_batch(device: torch.device) -> int:
+    """Windows per forward pass: 2 on CPU, where larger batches are no faster per clip and each 64-frame
+    224² window adds about 350 MB of activations (benchmarks/timeline_memory.py); 8 on a GPU."""
+    return 8 if device.type == "cuda" else 2
+
+
 class _Producer(threading.Thread):
     """Decode, crop and window in the background; put windows (or the error, then _END) on ``out``.
     With ``latest_only`` a window not yet taken is replaced by the next one (live sources keep up)."""
@@ -130,11 +136,12 @@ def _windows(producer: _Producer, out: queue.Queue) -> Iterator[tuple[Window, fl
 
 
 def timeline(recognizer: "Recognizer", video: str | Path, window: int | None = None, stride: int | None = None,
-             batch_size: int = 4, top_k: int = 5, threshold: float = 0.5, progress: bool = False) -> Timeline:
+             batch_size: int | None = None, top_k: int = 5, threshold: float = 0.5, progress: bool = False) -> Timeline:
     """See :meth:`actionkit.predict.Recognizer.timeline`."""
     if is_live_source(video):
         raise ActionkitError(f"{video}: a live source has no end; use Recognizer.stream() for it")
     window, stride, frame_stride = _window_settings(recognizer, window, stride)
+    batch_size = batch_size or default_timeline_batch(recognizer.device)
     if batch_size < 1 or top_k < 1:
         raise ValueError("batch_size and top_k must be at least 1")
     source = FrameSource(video)
