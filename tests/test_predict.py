@@ -1,12 +1,14 @@
 """Recognizer and `actionkit predict` on the real clips with the Kinetics-400 model."""
 
 import json
+import os
 from dataclasses import dataclass
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -127,3 +129,13 @@ def test_bf16_autocast_keeps_the_top1_on_cpu(k400_fast_dir: Path) -> None:
         assert "unknown precision 'int4'" in str(e)
     else:
         raise AssertionError("an unknown precision must be refused")
+
+
+@pytest.mark.skipif(not os.environ.get("ACTIONKIT_SLOW_TESTS"),
+                    reason="torch.compile of the I3D takes minutes on a 2-core CPU; set ACTIONKIT_SLOW_TESTS=1 to run it")
+def test_compiled_torch_backend_matches_eager(k400_fast_dir: Path) -> None:
+    clip = str(require(CLIPS / "hmdb51_dive.mp4"))
+    eager = Recognizer.from_pretrained(k400_fast_dir, device="cpu", precision="fp32").predict(clip, top_k=3)[0]
+    compiled = Recognizer.from_pretrained(k400_fast_dir, device="cpu", precision="fp32", compile=True).predict(clip, top_k=3)[0]
+    assert [p.label for p in compiled.predictions] == [p.label for p in eager.predictions]
+    assert abs(compiled.top1.score - eager.top1.score) < 1e-4
