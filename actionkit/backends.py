@@ -4,11 +4,10 @@
 - ``onnxruntime``: an exported ``model.onnx``; the CUDA provider only when a CUDA GPU is visible, so a
   CPU-only machine with onnxruntime-gpu installed gets the CPU provider and no CUDA warnings.
 - ``tensorrt``: an exported ``model.engine`` (tensorrt and a CUDA GPU needed).
-- ``auto``: the fastest one the artifact and the machine allow (``benchmarks/model_throughput.py``):
-  TensorRT on a GPU when an engine and tensorrt are present, then PyTorch (bf16) on CUDA; on a CPU with
-  bf16 matrix units (Intel AMX), PyTorch in bf16 channels-last (2.2× ONNX Runtime fp32 there, top-1
-  unchanged on the shared clips); on other CPUs ONNX Runtime fp32 when ``model.onnx`` is present, then
-  PyTorch fp32.
+- ``auto``: the fastest one the artifact and the machine allow (``benchmarks/end_to_end.py``): TensorRT
+  on a GPU when an engine and tensorrt are present, then PyTorch (bf16) on CUDA; on CPU, ONNX Runtime
+  fp32 when ``model.onnx`` is present (exact, and it keeps decoding hidden behind compute: end to end
+  it beat bf16 PyTorch on an AMX CPU), else PyTorch: bf16 channels-last on a CPU with AMX, fp32 elsewhere.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from actionkit.errors import ActionkitError
+from actionkit.models.i3d import fold_batch_norms
 
 BackendName = Literal["torch", "onnxruntime", "tensorrt", "auto"]
 BACKENDS = ("torch", "onnxruntime", "tensorrt", "auto")
@@ -65,8 +65,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 class TorchBackend:
-    """The I3D in PyTorch. ``precision`` bf16 / fp16 runs it under autocast (weights stay fp32; logits
-    come back as float32). ``channels_last`` (default) uses the channels-last 3D memory layout, which
+    """The I3D in PyTorch, run as a copy with its batch norms folded into the convolutions (``model``
+    stays the module it was given). ``precision`` bf16 / fp16 runs it under autocast (weights stay fp32;
+    logits come back as float32). ``channels_last`` (default) uses the channels-last 3D memory layout, which
     oneDNN and cuDNN convolve fastest (1.6× in fp32 on CPU here). ``compile`` wraps the model in
     ``torch.compile`` (on CUDA in "reduce-overhead" mode, i.e. CUDA graphs); the first batch of each
     new shape then takes a while to compile."""
@@ -78,12 +79,12 @@ class TorchBackend:
         self.device = device
         self.precision = resolve_precision(precision, device)
         self.channels_last = channels_last
-        model = model.to(device).eval()
-        self.model = model.to(memory_format=torch.channels_last_3d) if channels_last else model
-        self._run = self.model
+        self.model = model.to(device).eval()
+        runnable = fold_batch_norms(self.model)  # the I3D's batch norms folded into its convolutions
+        self._run = runnable.to(memory_format=torch.channels_last_3d) if channels_last else runnable
         if compile:
             mode = "reduce-overhead" if device.type == "cuda" else None
-            self._run = torch.compile(self.model, mode=mode, dynamic=False)
+            self._run = torch.compile(self._run, mode=mode, dynamic=False)
 
     @torch.inference_mode()
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
@@ -177,7 +178,7 @@ def onnxruntime_importable() -> bool:
 
 def choose_backend(name: str, folder: Path | None, device: torch.device, precision: str = "auto") -> str:
     """The concrete backend for ``name`` given the artifacts in ``folder``, the device and the precision
-    asked for (an explicit ``fp32`` on CPU prefers ONNX Runtime, the faster fp32 path)."""
+    asked for (``bf16`` or ``fp16`` asked for means PyTorch, which has those paths on CPU)."""
     if name not in BACKENDS:
         raise ActionkitError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name != "auto":
@@ -187,8 +188,6 @@ def choose_backend(name: str, folder: Path | None, device: torch.device, precisi
         if has(ENGINE_NAME) and tensorrt_importable():
             return "tensorrt"
         return "torch"
-    if precision in ("auto", "bf16") and cpu_has_bf16_matmul() and (folder is None or has("model.safetensors")):
-        return "torch"
-    if has(ONNX_NAME) and onnxruntime_importable():
+    if precision in ("auto", "fp32") and has(ONNX_NAME) and onnxruntime_importable():
         return "onnxruntime"
     return "torch"

@@ -15,7 +15,7 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -49,8 +49,9 @@ class ModelSpeed:
     clip_len: int
     batch_size: int
     crop_size: int
-    seconds_per_clip: float | None = None
+    seconds_per_clip: float | None = None  # median
     skipped: str | None = None
+    best_seconds_per_clip: float | None = None  # the fastest call
 
     @property
     def clips_per_second(self) -> float | None:
@@ -86,6 +87,11 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
     ``source``: a Hub or export folder (or anything :func:`load_pretrained` reads). ONNX Runtime uses the
     folder's ``model.onnx`` when it accepts the clip length, else an ONNX exported on the fly with a
     dynamic clip length into a temporary folder; TensorRT needs the folder's ``model.engine``.
+
+    The timed calls are interleaved: each round times every configuration once, and each row reports the
+    median over ``repeats`` rounds (and the fastest call), so a slow spell of the machine (other
+    processes, a noisy neighbour on a shared host) weighs on every configuration alike and the ratios
+    between them hold.
     """
     target = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     for name in backends:
@@ -96,28 +102,45 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
     model = load_pretrained(source)
     crop = model_config_of(model).preprocessing.crop_size
     folder = Path(source) if Path(source).is_dir() else None
-    configurations = [(b, p) for b in backends for p in precisions]
-    rows: list[ModelSpeed] = []
-    with tempfile.TemporaryDirectory(prefix="actionkit-bench-") as scratch, \
-            progress_bar("benchmarking", len(configurations) * len(clip_lens) * len(batch_sizes), progress) as advance:
-        for backend, precision in configurations:
-            for clip_len in clip_lens:
-                runner = _runner(backend, precision, clip_len, model, folder, Path(scratch), target)
-                for batch_size in batch_sizes:
-                    row = ModelSpeed(backend, precision, clip_len, batch_size, crop)
-                    if isinstance(runner, str):
-                        rows.append(ModelSpeed(**{**asdict(row), "skipped": runner}))
-                    else:
-                        video = torch.rand(batch_size, 3, clip_len, crop, crop, device=runner_device(runner)) * 2 - 1
-
-                        def call() -> None:
-                            runner(video)
-                            _synchronize(target)
-
-                        seconds = time_calls(call, repeats, warmup) / batch_size
-                        rows.append(ModelSpeed(**{**asdict(row), "seconds_per_clip": seconds}))
+    rows: dict[tuple[str, str, int, int], ModelSpeed] = {}
+    calls: dict[tuple[str, str, int, int], Callable[[], None]] = {}
+    inputs: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+    with tempfile.TemporaryDirectory(prefix="actionkit-bench-") as scratch:
+        for backend in backends:
+            for precision in precisions:
+                for clip_len in clip_lens:
+                    runner = _runner(backend, precision, clip_len, model, folder, Path(scratch), target)
+                    for batch_size in batch_sizes:
+                        key = (backend, precision, clip_len, batch_size)
+                        rows[key] = ModelSpeed(backend, precision, clip_len, batch_size, crop,
+                                               skipped=runner if isinstance(runner, str) else None)
+                        if not isinstance(runner, str):
+                            where = runner_device(runner)
+                            shape = (batch_size, clip_len, where)
+                            if shape not in inputs:
+                                inputs[shape] = torch.rand(batch_size, 3, clip_len, crop, crop, device=where) * 2 - 1
+                            calls[key] = _call(runner, inputs[shape], target)
+        times: dict[tuple[str, str, int, int], list[float]] = {key: [] for key in calls}
+        with progress_bar("benchmarking", len(calls) * (warmup + repeats), progress and bool(calls)) as advance:
+            for round_ in range(warmup + repeats):
+                for key, call in calls.items():
+                    started = time.perf_counter()
+                    call()
+                    if round_ >= warmup:
+                        times[key].append((time.perf_counter() - started) / key[3])
                     advance()
-    return rows
+    for key, measured in times.items():
+        rows[key] = replace(rows[key], seconds_per_clip=statistics.median(measured),
+                            best_seconds_per_clip=min(measured))
+    return list(rows.values())
+
+
+def _call(runner: Runner, video: torch.Tensor, device: torch.device) -> Callable[[], None]:
+    def call() -> None:
+        runner(video)
+        _synchronize(device)
+
+    return call
 
 
 def runner_device(runner: Runner) -> torch.device:

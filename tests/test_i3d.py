@@ -79,3 +79,15 @@ def test_replace_classifier_keeps_the_trunk(model: I3D) -> None:
     assert torch.equal(clone.Mixed_5c.branch1.conv.weight, model.Mixed_5c.branch1.conv.weight)
     with torch.no_grad():
         assert clone.eval()(torch.zeros(1, 3, 8, 64, 64)).shape == (1, 3)
+
+
+def test_folding_batch_norms_keeps_the_outputs_and_leaves_the_model_alone(k400_model) -> None:
+    from actionkit.models.i3d import fold_batch_norms
+
+    x = torch.rand(2, 3, 16, 112, 112) * 2 - 1
+    before = {k: v.clone() for k, v in k400_model.state_dict().items()}
+    folded = fold_batch_norms(k400_model)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
+    with torch.no_grad():
+        assert torch.allclose(folded(x), k400_model(x), atol=1e-4)
+    assert all(torch.equal(v, k400_model.state_dict()[k]) for k, v in before.items())

@@ -47,15 +47,47 @@ class ConvBNReLU3d(nn.Module):
         self.bn = nn.BatchNorm3d(out_channels, eps=1e-3, momentum=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv
-        pads = _same_pads(x.shape[2:], conv.kernel_size, conv.stride)
-        if all(before == after for before, after in pads):
-            padding = tuple(before for before, _ in pads)
-        else:
-            x = F.pad(x, _as_f_pad(pads))
-            padding = (0, 0, 0)
-        x = F.conv3d(x, conv.weight, None, conv.stride, padding)
-        return F.relu(self.bn(x))
+        return F.relu(self.bn(_conv_same(x, self.conv)))
+
+
+def _conv_same(x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
+    pads = _same_pads(x.shape[2:], conv.kernel_size, conv.stride)
+    if all(before == after for before, after in pads):
+        padding = tuple(before for before, _ in pads)
+    else:
+        x = F.pad(x, _as_f_pad(pads))
+        padding = (0, 0, 0)
+    return F.conv3d(x, conv.weight, conv.bias, conv.stride, padding)
+
+
+class FoldedConvReLU3d(nn.Module):
+    """A :class:`ConvBNReLU3d` for inference: the batch norm folded into the convolution's weight and
+    bias (one op fewer per layer; the same outputs up to rounding)."""
+
+    def __init__(self, block: ConvBNReLU3d) -> None:
+        super().__init__()
+        conv, bn = block.conv, block.bn
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        self.conv = nn.Conv3d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, bias=True)
+        with torch.no_grad():
+            self.conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1, 1))
+            self.conv.bias.copy_(bn.bias - bn.running_mean * scale)
+        self.conv.to(conv.weight.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(_conv_same(x, self.conv))
+
+
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` for inference with every :class:`ConvBNReLU3d` folded (``model`` is untouched)."""
+    import copy
+
+    folded = copy.deepcopy(model).eval()
+    for name, module in list(folded.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, ConvBNReLU3d):
+                setattr(module, child_name, FoldedConvReLU3d(child))
+    return folded
 
 
 class MaxPool3dSame(nn.Module):
