@@ -30,8 +30,8 @@ from actionkit.backends import (
 )
 from actionkit.config import ModelConfig
 from actionkit.data.transforms import to_model_input
-from actionkit.data.sampling import plan_clips
 from actionkit.data.video import as_frames, expand_video_paths, read_planned_frames
+from actionkit.data.sampling import plan_clips
 from actionkit.data.views import evaluation_views
 from actionkit.errors import ActionkitError, VideoError
 from actionkit.hub import CONFIG_NAME, load_pretrained, model_config_of
@@ -259,10 +259,7 @@ class Recognizer:
             frames = as_frames(video, name)
             num_frames, frames_at = len(frames), (lambda wanted: frames[wanted])
         else:
-            def wanted_for(count: int) -> np.ndarray:
-                return np.unique(np.concatenate(plan_clips(count, pre, num_clips).clips))
-
-            num_frames, decoded = read_planned_frames(video, wanted_for)
+            num_frames, decoded = read_planned_frames(video, lambda count: plan_clips(count, pre, num_clips).frames)
             frames_at = (lambda wanted: np.stack([decoded[int(i)] for i in wanted]))
         clips, looped = evaluation_views(frames_at, num_frames, pre, num_clips, num_crops)
         warnings = []

@@ -16,6 +16,11 @@ class ClipPlan:
     clips: list[np.ndarray]
     looped: bool
 
+    @property
+    def frames(self) -> np.ndarray:
+        """The distinct frame indices the clips use, sorted (what has to be decoded)."""
+        return np.unique(np.concatenate(self.clips))
+
 
 def uniform_indices(start: float, stop: float, clip_len: int) -> np.ndarray:
     """``clip_len`` indices evenly spread over [start, stop], rounded (DeepMind's evaluation rule)."""

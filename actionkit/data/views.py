@@ -18,7 +18,7 @@ def evaluation_views(frames_at: Callable[[np.ndarray], np.ndarray], num_frames: 
     and whether it was looped. ``frames_at(indices)`` returns those frames, T×H×W×3; each distinct frame
     is fetched and resized once, however many clips share it."""
     plan = plan_clips(num_frames, pre, num_clips)
-    wanted = np.unique(np.concatenate(plan.clips))
+    wanted = plan.frames
     crops = resize_and_crop(frames_at(wanted), pre.resize_short_side, pre.crop_size, num_crops or pre.num_crops)
     positions = [torch.from_numpy(np.searchsorted(wanted, clip)) for clip in plan.clips]
     return torch.stack([crop[p] for p in positions for crop in crops]), plan.looped
