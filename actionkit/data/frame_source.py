@@ -10,8 +10,8 @@ from typing import Any, Iterator
 import av
 import numpy as np
 
-from actionkit.data.video import _open, _reason
-from actionkit.errors import ActionkitError, CorruptVideoError, EmptyVideoError
+from actionkit.data.video import _open, _reason, decoding_failed, frame_rate, video_stream
+from actionkit.errors import ActionkitError, EmptyVideoError, NotAVideoError
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -46,13 +46,12 @@ class FrameSource:
                 raise StreamError(f"{self.name}: cannot open the stream within {timeout:g} s ({_reason(e)})") from None
         else:
             self.container = _open(Path(source))
-        if not self.container.streams.video:
+        try:
+            self.stream = video_stream(self.container, self.name)
+        except NotAVideoError:
             self.close()
-            raise EmptyVideoError(self.name, "has no video stream")
-        self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"
-        rate = self.stream.average_rate or self.stream.guessed_rate
-        self.fps = float(rate) if rate else 0.0
+            raise
+        self.fps = frame_rate(self.stream)
         self.declared_frames = int(self.stream.frames or 0)
         self.decoded = 0
 
@@ -69,10 +68,7 @@ class FrameSource:
         except av.error.FFmpegError as e:
             if self.live:
                 raise StreamError(f"{self.name}: the stream failed after frame {self.decoded} ({_reason(e)})") from None
-            if not self.decoded:
-                raise EmptyVideoError(self.name, f"has no decodable frames ({_reason(e)})") from None
-            raise CorruptVideoError(self.name, f"decoding failed after frame {self.decoded}: truncated or "
-                                               f"damaged ({_reason(e)})") from None
+            raise decoding_failed(self.name, self.decoded, self.declared_frames, e) from None
         if chunk:
             yield np.stack(chunk)
         if not self.decoded:

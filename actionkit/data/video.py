@@ -81,16 +81,36 @@ class VideoInfo:
         return self.num_frames / self.fps if self.fps else 0.0
 
 
+def video_stream(container: av.container.InputContainer, name: str | Path) -> av.video.stream.VideoStream:
+    """The container's first video stream, set to decode with threads; :class:`NotAVideoError` if none."""
+    if not container.streams.video:
+        raise NotAVideoError(name, "has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def frame_rate(stream: av.video.stream.VideoStream) -> float:
+    """Frames per second from the stream's header (0.0 when it gives none)."""
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else 0.0
+
+
+def decoding_failed(name: str | Path, count: int, declared: int, error: Exception) -> VideoError:
+    """The error for FFmpeg failing after ``count`` good frames (of ``declared``, 0 if unknown)."""
+    if not count:
+        return EmptyVideoError(name, f"has no decodable frames ({_reason(error)})")
+    of = f" of {declared}" if declared else ""
+    return CorruptVideoError(name, f"decoding failed after frame {count}{of}: truncated or damaged ({_reason(error)})")
+
+
 def _decode(path: Path, keep: Callable[[int], bool],
             last: int | None = None) -> tuple[VideoInfo, dict[int, np.ndarray]]:
     """Decode frames in order, converting to RGB those for which ``keep(index)`` holds, stopping after
     frame ``last`` if given. A full decode also applies the truncation rule of :func:`read_video`."""
     container = _open(path)
     with container:
-        if not container.streams.video:
-            raise NotAVideoError(path, "has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream = video_stream(container, path)
         declared = stream.frames or 0
         frames: dict[int, np.ndarray] = {}
         count, width, height = 0, 0, 0
@@ -103,19 +123,13 @@ def _decode(path: Path, keep: Callable[[int], bool],
                 if last is not None and count > last:
                     break
         except av.error.FFmpegError as e:
-            if not count:
-                raise EmptyVideoError(path, f"has no decodable frames ({_reason(e)})") from None
-            of = f" of {declared}" if declared else ""
-            raise CorruptVideoError(
-                path, f"decoding failed after frame {count}{of}: truncated or damaged ({_reason(e)})"
-            ) from None
+            raise decoding_failed(path, count, declared, e) from None
         if not count:
             raise EmptyVideoError(path, "has no decodable frames")
         if last is None and count < TRUNCATION_RATIO * declared:
             raise CorruptVideoError(path, f"truncated or damaged: only {count} of the {declared} frames "
                                           "its header declares could be decoded")
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else 0.0
+        fps = frame_rate(stream)
     return VideoInfo(str(path), count, fps, width, height), frames
 
 
