@@ -5,7 +5,6 @@ caller's thread."""
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from actionkit.data.frame_source import FrameSource, is_live_source
+from actionkit.data.sampling import clip_span, sliding_windows
 from actionkit.errors import ActionkitError
 from actionkit.progress import progress_bar
 from actionkit.timeline import (
@@ -29,7 +29,6 @@ from actionkit.timeline import (
     sliding,
     summarise,
     window_predictions,
-    window_span,
 )
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ def _window_settings(recognizer: "Recognizer", window: int | None, stride: int |
     pre = recognizer.config.preprocessing
     window = window or pre.clip_len
     frame_stride = pre.frame_stride if pre.frame_sampling == "consecutive" else 1
-    stride = stride or max(1, window_span(window, frame_stride) // 2)
+    stride = stride or max(1, clip_span(window, frame_stride) // 2)
     if window < 1 or stride < 1:
         raise ValueError("window and stride must be at least 1")
     return window, stride, frame_stride
@@ -146,8 +145,8 @@ def timeline(recognizer: "Recognizer", video: str | Path, window: int | None = N
         raise ValueError("batch_size and top_k must be at least 1")
     source = FrameSource(video)
     fps, declared = source.fps, source.declared_frames
-    span = window_span(window, frame_stride)
-    expected = max(1, math.ceil(max(0, declared - span) / stride) + 1) if declared else 0
+    span = clip_span(window, frame_stride)
+    expected = len(sliding_windows(declared, span, stride)) if declared else 0  # for the progress bar
     out: queue.Queue = queue.Queue(maxsize=2 * batch_size)
     producer = _Producer(source, recognizer, window, stride, frame_stride, out, latest_only=False)
     spans: list[tuple[int, int]] = []

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from actionkit.config import PreprocessConfig
+from actionkit.data.sampling import clip_span
 from actionkit.data.transforms import resize_and_crop
 
 CHUNK_FRAMES = 16  # frames resized together (one interpolate call), a few MB of uint8
@@ -42,11 +43,6 @@ class Window:
     looped: bool = False
 
 
-def window_span(window: int, frame_stride: int) -> int:
-    """Source frames one window covers."""
-    return (window - 1) * frame_stride + 1
-
-
 def crop_frames(chunks: Iterable[np.ndarray], pre: PreprocessConfig) -> Iterator[torch.Tensor]:
     """N×H×W×3 uint8 chunks -> one 3×S×S uint8 frame at a time, resized and centre-cropped like prediction."""
     for chunk in chunks:
@@ -57,7 +53,7 @@ def sliding(frames: Iterable[torch.Tensor], window: int, stride: int, frame_stri
     """Windows over a stream of cropped frames, holding only one window's span of frames at a time."""
     if window < 1 or stride < 1 or frame_stride < 1:
         raise ValueError("window, stride and frame_stride must be at least 1")
-    span = window_span(window, frame_stride)
+    span = clip_span(window, frame_stride)
     buffer: deque[torch.Tensor] = deque(maxlen=span)
     count, last_end = 0, 0
     for frame in frames:

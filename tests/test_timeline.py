@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from actionkit import Recognizer
 from actionkit.cli.app import app
 from actionkit.data.frame_source import StreamError
-from actionkit.data.sampling import sliding_windows
+from actionkit.data.sampling import clip_span, sliding_windows
 from actionkit.data.video import read_video
-from actionkit.timeline import WindowPrediction, merge_segments, sliding, window_span
+from actionkit.timeline import WindowPrediction, merge_segments, sliding
 
 from conftest import CLIPS, require
 from videos import remux_faststart, write_video
@@ -37,7 +37,7 @@ FPS = 25
 def test_sliding_windows_over_a_frame_stream(num_frames: int, window: int, stride: int, frame_stride: int) -> None:
     frames = (torch.full((3, 2, 2), i, dtype=torch.int32) for i in range(num_frames))
     windows = list(sliding(frames, window, stride, frame_stride))
-    span = window_span(window, frame_stride)
+    span = clip_span(window, frame_stride)
     assert [(w.start, w.end) for w in windows] == sliding_windows(num_frames, span, stride)
     for w in windows:
         taken = w.clip[:, 0, 0, 0].tolist()

@@ -22,6 +22,11 @@ class ClipPlan:
         return np.unique(np.concatenate(self.clips))
 
 
+def clip_span(clip_len: int, stride: int) -> int:
+    """Source frames covered by ``clip_len`` frames taken ``stride`` apart."""
+    return (clip_len - 1) * stride + 1
+
+
 def uniform_indices(start: float, stop: float, clip_len: int) -> np.ndarray:
     """``clip_len`` indices evenly spread over [start, stop], rounded (DeepMind's evaluation rule)."""
     return np.linspace(start, stop, clip_len).round().astype(np.int64)
@@ -37,7 +42,7 @@ def plan_clips(num_frames: int, config: PreprocessConfig, num_clips: int | None 
         raise ValueError("a video needs at least one frame")
     k = num_clips or config.num_clips
     clip_len = config.clip_len
-    span = clip_len if config.frame_sampling == "uniform" else (clip_len - 1) * config.frame_stride + 1
+    span = clip_len if config.frame_sampling == "uniform" else clip_span(clip_len, config.frame_stride)
     if num_frames < span:
         offsets = np.arange(clip_len) * (1 if config.frame_sampling == "uniform" else config.frame_stride)
         return ClipPlan([offsets % num_frames for _ in range(k)], looped=True)
