@@ -90,7 +90,7 @@ def _measure(args: argparse.Namespace) -> dict:
     from actionkit.data.loader import ClipConfig, ClipDataset, finish_batch, make_loader
     from actionkit.data.transforms import AugmentConfig
     from actionkit.hub import load_pretrained
-    from actionkit.train.loop import TrainConfig, autocast_for, build_optimizer
+    from actionkit.train.loop import TrainConfig, autocast_for, build_optimizer, freeze_batch_norm_statistics
     from actionkit.train.tasks import Task, TaskConfig
 
     amp, channels_last = SETTINGS[args.setting]
@@ -117,9 +117,7 @@ def _measure(args: argparse.Namespace) -> dict:
         task.to(memory_format=torch.channels_last_3d)
     optimizer = build_optimizer(list(task.trainable_parameters()), config)
     task.train()
-    for module in task.encoder.modules():  # frozen BN statistics, as actionkit finetune trains by default
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.eval()
+    freeze_batch_norm_statistics(task.encoder)  # as actionkit finetune trains by default
     device = torch.device("cpu")
     waited, clips, started = 0.0, 0, None
     batches = iter(loader)

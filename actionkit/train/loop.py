@@ -187,13 +187,19 @@ def _wrap_distributed(task: torch.nn.Module, device: torch.device) -> torch.nn.M
     return DistributedDataParallel(task, device_ids=ids)
 
 
+def freeze_batch_norm_statistics(module: torch.nn.Module) -> None:
+    """Put every batch norm in ``module`` in eval mode: running statistics stay fixed, scale and shift
+    still train (``TrainConfig.freeze_bn``). Call after ``.train()``."""
+    for child in module.modules():
+        if isinstance(child, torch.nn.modules.batchnorm._BatchNorm):
+            child.eval()
+
+
 def _train_one_epoch(model, task, loader, optimizer, scheduler, config: TrainConfig, device, epoch: int,
                      step: int, steps_per_epoch: int, metrics: MetricsLog | None, model_config: ModelConfig) -> int:
     task.train()
     if config.freeze_bn:
-        for module in task.encoder.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.eval()
+        freeze_batch_norm_statistics(task.encoder)
     optimizer.zero_grad(set_to_none=True)
     batches = steps_per_epoch * config.accumulate
     value_range = model_config.preprocessing.value_range
