@@ -34,6 +34,7 @@ from actionkit.backends import (
 )
 from actionkit.errors import ActionkitError
 from actionkit.hub import load_pretrained, model_config_of
+from actionkit.predict import default_device
 from actionkit.progress import progress_bar
 
 BENCHMARK_BACKENDS = ("torch", "onnxruntime", "tensorrt")
@@ -93,7 +94,7 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
     processes, a noisy neighbour on a shared host) weighs on every configuration alike and the ratios
     between them hold.
     """
-    target = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    target = torch.device(device) if device is not None else default_device()
     for name in backends:
         if name not in BENCHMARK_BACKENDS:
             raise ActionkitError(f"unknown backend {name!r}; choose from {', '.join(BENCHMARK_BACKENDS)}")
@@ -105,11 +106,12 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
     rows: dict[tuple[str, str, int, int], ModelSpeed] = {}
     calls: dict[tuple[str, str, int, int], Callable[[], None]] = {}
     inputs: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+    loaded: dict[object, Runner] = {}  # one backend per model file and precision, whatever the clip length
     with tempfile.TemporaryDirectory(prefix="actionkit-bench-") as scratch:
         for backend in backends:
             for precision in precisions:
                 for clip_len in clip_lens:
-                    runner = _runner(backend, precision, clip_len, model, folder, Path(scratch), target)
+                    runner = _runner(backend, precision, clip_len, model, folder, Path(scratch), target, loaded)
                     for batch_size in batch_sizes:
                         key = (backend, precision, clip_len, batch_size)
                         rows[key] = ModelSpeed(backend, precision, clip_len, batch_size, crop,
@@ -148,14 +150,21 @@ def runner_device(runner: Runner) -> torch.device:
 
 
 def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module, folder: Path | None,
-            scratch: Path, device: torch.device) -> Runner | str:
-    """A backend ready to run ``clip_len``-frame clips, or the reason it cannot be benchmarked here."""
+            scratch: Path, device: torch.device, loaded: dict[object, Runner]) -> Runner | str:
+    """A backend ready to run ``clip_len``-frame clips, or the reason it cannot be benchmarked here.
+    Backends already in ``loaded`` (by precision or model file) are reused."""
+
+    def once(key: object, make: Callable[[], Runner]) -> Runner:
+        if key not in loaded:
+            loaded[key] = make()
+        return loaded[key]
+
     if backend == "torch":
         if precision == "fp16" and device.type == "cpu":
             return "fp16 autocast on CPU is emulated (use bf16 or fp32)"
         if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16_matmul():
             return "this CPU has no bf16 matrix units (AMX): bf16 would be emulated and slower than fp32"
-        return TorchBackend(model, device, precision)  # type: ignore[arg-type]
+        return once((backend, precision), lambda: TorchBackend(model, device, precision))  # type: ignore[arg-type]
     if backend == "onnxruntime":
         if not onnxruntime_importable():
             return "onnxruntime is not installed (pip install 'actionkit[onnx]')"
@@ -167,15 +176,16 @@ def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module,
             onnx_file = folder / ONNX_FP16_NAME if folder else None
             if onnx_file is None or not onnx_file.is_file() or not _onnx_accepts(onnx_file, clip_len):
                 return f"no {ONNX_FP16_NAME} for {clip_len} frames (actionkit export --fp16)"
-            return OnnxRuntimeBackend(onnx_file, device)
-        return OnnxRuntimeBackend(_onnx_for(model, folder, scratch, clip_len), device)
+            return once(onnx_file, lambda: OnnxRuntimeBackend(onnx_file, device))
+        onnx_file = _onnx_for(model, folder, scratch, clip_len)
+        return once(onnx_file, lambda: OnnxRuntimeBackend(onnx_file, device))
     if precision not in ("fp32", "fp16"):
         return "TensorRT engines are built in fp32 or fp16"
     if not tensorrt_importable():
         return "tensorrt is not installed (pip install 'actionkit[tensorrt]')"
     if folder is None or not (folder / ENGINE_NAME).is_file():
         return f"no {ENGINE_NAME} in the model folder (actionkit export --trt)"
-    return TensorRTBackend(folder / ENGINE_NAME)
+    return once(folder / ENGINE_NAME, lambda: TensorRTBackend(folder / ENGINE_NAME))
 
 
 def _onnx_accepts(path: Path, clip_len: int) -> bool:
