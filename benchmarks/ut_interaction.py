@@ -28,11 +28,10 @@ from pathlib import Path
 
 import torch
 
-from actionkit.config import PreprocessConfig
 from actionkit.data.check import check_dataset
 from actionkit.data.datasets import scan_dataset
 from actionkit.hub import load_pretrained
-from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune
+from actionkit.train.finetune import DataConfig, FinetuneConfig, evaluation_preprocessing, finetune
 from actionkit.train.linear_probe import extract_features, fit_linear_probe
 from actionkit.train.loop import TrainConfig
 from actionkit.train.tasks import TaskConfig
@@ -96,13 +95,17 @@ def _settings(args: argparse.Namespace) -> dict:
     return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
 
 
-def _finetune(args: argparse.Namespace, split: str, variant: str) -> dict:
+def _data(args: argparse.Namespace, split: str) -> DataConfig:
     split_by, val = SPLITS[split]
+    return DataConfig(args.data, split_by, val, clip_len=args.clip_len, frame_stride=args.frame_stride,
+                      crop_size=args.crop_size, eval_clips=args.eval_clips, workers=args.workers,
+                      flow_cache=args.out / "flow-cache", head_init=args.head_init)
+
+
+def _finetune(args: argparse.Namespace, split: str, variant: str) -> dict:
     run_dir = args.out / split / variant
     config = FinetuneConfig(
-        data=DataConfig(args.data, split_by, val, clip_len=args.clip_len, frame_stride=args.frame_stride,
-                        crop_size=args.crop_size, eval_clips=args.eval_clips, workers=args.workers,
-                        flow_cache=args.out / "flow-cache", head_init=args.head_init),
+        data=_data(args, split),
         model=args.model, out=run_dir, task=VARIANTS[variant],
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           weight_decay=args.weight_decay, warmup_epochs=1.0,
@@ -116,13 +119,11 @@ def _finetune(args: argparse.Namespace, split: str, variant: str) -> dict:
 
 def _baseline(args: argparse.Namespace, split: str) -> dict:
     """Logistic regression on the frozen encoder's features of the same evaluation views."""
-    split_by, val = SPLITS[split]
+    data = _data(args, split)
     encoder = load_pretrained(args.model)
-    index = scan_dataset(args.data, split_by=split_by, val=val)
+    index = scan_dataset(data.root, split_by=data.split_by, val=data.val)
     report = check_dataset(index, workers=args.workers)
-    preprocessing = PreprocessConfig(clip_len=args.clip_len, frame_sampling="consecutive",
-                                     frame_stride=args.frame_stride, num_clips=args.eval_clips,
-                                     resize_short_side=round(args.crop_size * 256 / 224), crop_size=args.crop_size)
+    preprocessing = evaluation_preprocessing(encoder.pretrained_cfg.preprocessing, data)  # as the fine-tuned runs
     sequence_of = _sequences(args.data)
     features, labels, groups = {}, {}, {}
     for part in ("train", "val"):

@@ -141,16 +141,21 @@ def _probe_head(encoder: I3D, train: TrainingSamples, model_config: ModelConfig,
 
 def _model_config(encoder: I3D, index: DatasetIndex, config: FinetuneConfig) -> ModelConfig:
     """config.json of the trained model: the dataset's labels, and clips sampled as in training."""
-    data = config.data
     base = encoder.pretrained_cfg
-    preprocessing = PreprocessConfig(clip_len=data.clip_len, frame_sampling="consecutive",
-                                     frame_stride=data.frame_stride, num_clips=data.eval_clips,
-                                     resize_short_side=_eval_short_side(base.preprocessing, data.crop_size),
-                                     crop_size=data.crop_size, value_range=base.preprocessing.value_range)
+    preprocessing = evaluation_preprocessing(base.preprocessing, config.data)
     return ModelConfig(model=encoder.config, id2label=dict(enumerate(index.classes)), preprocessing=preprocessing,
                        source={"format": "actionkit-finetune", "base_model": config.model,
                                "dataset": index.describe(), "objective": _objective_name(config.task)},
                        license=base.license)
+
+
+def evaluation_preprocessing(base: PreprocessConfig, data: DataConfig) -> PreprocessConfig:
+    """How a model fine-tuned with ``data`` is evaluated (and how its config.json says to preprocess):
+    ``eval_clips`` clips sampled as in training, centre crops of the training size, the base model's
+    value range."""
+    return PreprocessConfig(clip_len=data.clip_len, frame_sampling="consecutive", frame_stride=data.frame_stride,
+                            num_clips=data.eval_clips, resize_short_side=_eval_short_side(base, data.crop_size),
+                            crop_size=data.crop_size, value_range=base.value_range)
 
 
 def _eval_short_side(base: PreprocessConfig, crop_size: int) -> int:
