@@ -32,6 +32,7 @@ class Backend(Protocol):
 
     name: str
     device: torch.device
+    fixed_clip_len: int | None  # the only clip length the model file takes; None when any length works
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor: ...
 
@@ -73,6 +74,7 @@ class TorchBackend:
     new shape then takes a while to compile."""
 
     name = "torch"
+    fixed_clip_len = None
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: Precision = "fp32",
                  channels_last: bool = True, compile: bool = False) -> None:
@@ -126,7 +128,10 @@ class OnnxRuntimeBackend:
         self.providers = onnxruntime_providers(device)
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=self.providers)
         self.device = torch.device("cpu")  # inputs go through host memory
-        self.input_name = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        frames = model_input.shape[2] if len(model_input.shape) == 5 else None
+        self.fixed_clip_len = frames if isinstance(frames, int) else None
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(video.detach().to("cpu", torch.float32).numpy())
@@ -152,6 +157,8 @@ class TensorRTBackend:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
         self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        smallest, _, largest = self.engine.get_tensor_profile_shape(self.input_name, 0)
+        self.fixed_clip_len = int(smallest[2]) if smallest[2] == largest[2] else None
         self.stream = torch.cuda.Stream()
 
     @torch.inference_mode()

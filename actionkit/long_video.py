@@ -19,6 +19,7 @@ from actionkit.data.frame_source import FrameSource, is_live_source
 from actionkit.data.sampling import clip_span, sliding_windows
 from actionkit.errors import ActionkitError
 from actionkit.progress import progress_bar
+from actionkit.timeline_refine import refine_segments
 from actionkit.timeline import (
     CHUNK_FRAMES,
     Timeline,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from actionkit.predict import Recognizer
 
 _END = object()
+DEFAULT_REFINE_WINDOW = 16  # model frames per short window when boundaries are refined (0 / None: off)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ def _window_settings(recognizer: "Recognizer", window: int | None, stride: int |
     stride = stride or max(1, clip_span(window, frame_stride) // 2)
     if window < 1 or stride < 1:
         raise ValueError("window and stride must be at least 1")
+    fixed = getattr(recognizer.backend, "fixed_clip_len", None)
+    if fixed and window != fixed:
+        raise ActionkitError(f"the {recognizer.backend_name} model takes clips of exactly {fixed} frames, not a "
+                             f"{window}-frame window: use --window {fixed}, the torch backend, or an ONNX export "
+                             "with a dynamic clip length (actionkit export --dynamic-clip-len)")
     return window, stride, frame_stride
 
 
@@ -135,7 +142,8 @@ def _windows(producer: _Producer, out: queue.Queue) -> Iterator[tuple[Window, fl
 
 
 def timeline(recognizer: "Recognizer", video: str | Path, window: int | None = None, stride: int | None = None,
-             batch_size: int | None = None, top_k: int = 5, threshold: float = 0.5, progress: bool = False) -> Timeline:
+             batch_size: int | None = None, top_k: int = 5, threshold: float = 0.5, progress: bool = False,
+             refine_window: int | None = DEFAULT_REFINE_WINDOW) -> Timeline:
     """See :meth:`actionkit.predict.Recognizer.timeline`."""
     if is_live_source(video):
         raise ActionkitError(f"{video}: a live source has no end; use Recognizer.stream() for it")
@@ -143,6 +151,8 @@ def timeline(recognizer: "Recognizer", video: str | Path, window: int | None = N
     batch_size = batch_size or default_timeline_batch(recognizer.device)
     if batch_size < 1 or top_k < 1:
         raise ValueError("batch_size and top_k must be at least 1")
+    if refine_window is not None and refine_window < 0:
+        raise ValueError("refine_window must be positive (or 0 / None to keep window-level boundaries)")
     source = FrameSource(video)
     fps, declared = source.fps, source.declared_frames
     span = clip_span(window, frame_stride)
@@ -179,9 +189,15 @@ def timeline(recognizer: "Recognizer", video: str | Path, window: int | None = N
     table = np.stack(probabilities).astype(np.float32)
     labels = recognizer.labels
     windows = window_predictions(spans, table, labels, fps, top_k)
+    segments = merge_segments(windows, num_frames, fps, threshold)
+    refine = bool(refine_window) and refine_window < window and num_frames > span
+    if refine:
+        segments = refine_segments(recognizer, video, segments, num_frames, fps, reach=span,
+                                   short_window=refine_window, frame_stride=frame_stride, batch_size=2 * batch_size,
+                                   progress=progress)
     return Timeline(str(video), fps, num_frames, window, stride, labels, windows, table,
-                    summarise(table, labels, top_k), merge_segments(windows, num_frames, fps, threshold),
-                    threshold, warnings)
+                    summarise(table, labels, top_k), segments, threshold, warnings,
+                    refine_window if refine else 0)
 
 
 def stream(recognizer: "Recognizer", source: str | Path, window: int | None = None, stride: int | None = None,

@@ -208,17 +208,20 @@ class Recognizer:
 
     def timeline(self, video: str | os.PathLike, window: int | None = None, stride: int | None = None,
                  batch_size: int | None = None, top_k: int = 5, threshold: float = 0.5,
-                 progress: bool = False) -> "Timeline":
+                 progress: bool = False, refine_window: int | None = 16) -> "Timeline":
         """An action timeline of a whole video, decoded once: sliding windows of ``window`` model frames
         (default: the config's clip length) starting every ``stride`` source frames (default: half a
         window), batched ``batch_size`` at a time (default 2 on CPU, 8 on a GPU). Returns each window's
         start and end in seconds and its top-k, the video-level summary (mean over windows) and the
-        segments where one label stays on top with probability ≥ ``threshold``. Memory is bounded by
-        the window and the batch, not the video's length. :meth:`Timeline.save` writes JSON, CSV and a
-        PNG plot."""
+        segments where one label stays on top with probability ≥ ``threshold``. Each boundary between
+        two labels is then refined with short windows of ``refine_window`` model frames scored around it
+        (two labels compete; see :mod:`actionkit.timeline_refine`), which costs a second, partial decode
+        and a few windows' compute per boundary; ``refine_window=None`` keeps the window-level
+        boundaries. Memory is bounded by the window and the batch, not the video's length.
+        :meth:`Timeline.save` writes JSON, CSV and a PNG plot."""
         from actionkit.long_video import timeline
 
-        return timeline(self, video, window, stride, batch_size, top_k, threshold, progress)
+        return timeline(self, video, window, stride, batch_size, top_k, threshold, progress, refine_window)
 
     def stream(self, source: str | os.PathLike, window: int | None = None, stride: int | None = None,
                top_k: int = 5, timeout: float = 10.0, realtime: bool | None = None, format: str | None = None,

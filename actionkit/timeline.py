@@ -11,7 +11,8 @@ halfway between its centre and the previous window's centre to halfway to the ne
 row with the same top label merge into a segment, which is kept when its mean top probability
 reaches the threshold. A short unconfident stretch between two kept segments (at most one window
 long: typically the one window that straddles a change of action) is split between them at its
-middle; longer ones stay unlabelled. Boundaries then land within a stride of the change.
+middle; longer ones stay unlabelled. These window-level boundaries land within about a window of
+the change; :mod:`actionkit.timeline_refine` then moves each to where short windows put it.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ class Timeline:
     segments: list[Segment]
     threshold: float
     warnings: list[str] = field(default_factory=list)
+    refine_window: int = 0  # model frames of the short windows that placed the boundaries; 0: window-level
 
     @property
     def duration(self) -> float:
@@ -127,6 +129,7 @@ class Timeline:
     def to_dict(self) -> dict[str, Any]:
         return {"video": self.video, "fps": self.fps, "num_frames": self.num_frames, "duration": self.duration,
                 "window": self.window, "stride": self.stride, "threshold": self.threshold,
+                "refine_window": self.refine_window,
                 "summary": [{"label": l, "score": s} for l, s in self.summary],
                 "segments": [vars(s) for s in self.segments],
                 "windows": [{"start": w.start, "end": w.end, "start_frame": w.start_frame, "end_frame": w.end_frame,

@@ -32,6 +32,8 @@ def predict(
     window: Annotated[int | None, typer.Option(min=1, help="--timeline: model frames per window (default: the model's clip length).")] = None,
     stride: Annotated[int | None, typer.Option(min=1, help="--timeline: frames between window starts (default: half a window).")] = None,
     threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="--timeline: a segment's top label needs at least this probability.")] = 0.5,
+    refine_window: Annotated[int, typer.Option(min=0, help="--timeline: model frames of the short windows that refine each "
+                                                      "boundary between two labels (0: keep window-level boundaries).")] = 16,
     out: Annotated[Path | None, typer.Option(help="--timeline: folder for timeline.json, windows.csv and timeline.png.")] = None,
     device: DeviceOption = None,
     revision: RevisionOption = None,
@@ -43,7 +45,7 @@ def predict(
         recognizer = Recognizer.from_pretrained(model, device=device, backend=backend, precision=precision,  # type: ignore[arg-type]
                                                 compile=compile, revision=revision)
         if timeline:
-            _timelines(recognizer, videos, window, stride, batch_size, top_k, threshold, out, as_json)
+            _timelines(recognizer, videos, window, stride, batch_size, top_k, threshold, refine_window, out, as_json)
             return
         results = recognizer.predict([str(v) for v in videos], top_k=top_k, batch_size=batch_size or 4,
                                      num_clips=num_clips, num_crops=num_crops, progress=len(videos) > 1 or videos[0].is_dir())
@@ -75,7 +77,7 @@ def _print_table(results: list[VideoResult]) -> None:
 
 
 def _timelines(recognizer: Recognizer, videos: list[Path], window: int | None, stride: int | None, batch_size: int | None,
-               top_k: int, threshold: float, out: Path | None, as_json: bool) -> None:
+               top_k: int, threshold: float, refine_window: int, out: Path | None, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -86,7 +88,7 @@ def _timelines(recognizer: Recognizer, videos: list[Path], window: int | None, s
     reports = []
     for path in paths:
         result = recognizer.timeline(path, window=window, stride=stride, batch_size=batch_size, top_k=top_k,
-                                     threshold=threshold, progress=True)
+                                     threshold=threshold, progress=True, refine_window=refine_window)
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         if out is not None:
@@ -98,7 +100,8 @@ def _timelines(recognizer: Recognizer, videos: list[Path], window: int | None, s
             continue
         table = Table("start (s)", "end (s)", "label", "mean probability",
                       title=f"{path}: {result.duration:.1f} s, {len(result.windows)} windows of {result.window} "
-                            f"frames every {result.stride}")
+                            f"frames every {result.stride}"
+                            + (f", boundaries refined with {result.refine_window}-frame windows" if result.refine_window else ""))
         for segment in result.segments:
             table.add_row(f"{segment.start:.2f}", f"{segment.end:.2f}", segment.label, f"{segment.score:.3f}")
         if not result.segments:

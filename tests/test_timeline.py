@@ -19,7 +19,9 @@ from actionkit.cli.app import app
 from actionkit.data.frame_source import StreamError
 from actionkit.data.sampling import clip_span, sliding_windows
 from actionkit.data.video import read_video
-from actionkit.timeline import WindowPrediction, merge_segments, sliding
+from actionkit.errors import ActionkitError
+from actionkit.timeline import Segment, WindowPrediction, merge_segments, sliding
+from actionkit.timeline_refine import _short_clip, best_cut, boundaries_to_refine, short_window_starts
 
 from conftest import CLIPS, require
 from videos import remux_faststart, write_video
@@ -65,11 +67,46 @@ def test_segments_split_a_straddling_window_and_keep_long_doubt_unlabelled() -> 
     assert [(s.label, s.start, s.end) for s in same] == [("a", 0, (3 * 32 + 64) / FPS)]
 
 
+def test_best_cut_separates_the_two_labels_votes_by_hand() -> None:
+    # log p_A − log p_B per short window (centres 10..50): A, A, a doubtful B, A, then B
+    centres, scores = np.array([10.0, 20, 30, 40, 50]), np.array([3.0, 4, -0.5, 20, -5])
+    # clipped to ±5: [3, 4, -0.5, 5, -5], total 6.5; cuts 5, 15, 25, 35, 45, 55 have Σ before
+    # [0, 3, 7, 6.5, 11.5, 6.5], so Σ before − Σ after = [-6.5, -0.5, 7.5, 6.5, 16.5, 6.5]: the cut at 45
+    assert best_cut(centres, scores, lo=5, hi=55, near=30) == 45
+    # one confident outlier inside B's stretch: unclipped (total 24) it would pull the cut to 65
+    # (value 32 against -16 at 25); clipped (total -1) the cut stays at 25 (value 9 against 7)
+    outlier = np.array([2.0, 2, -2, -2, -2, 30, -2, -2])
+    assert best_cut(np.arange(10.0, 90, 10), outlier, lo=5, hi=85, near=40) == 25
+    # ties go to the cut nearest the window-level boundary
+    assert best_cut(np.array([10.0, 20]), np.array([0.0, 0]), 0, 30, near=29) == 30
+    assert best_cut(np.array([10.0, 20]), np.array([0.0, 0]), 0, 30, near=14) == 15
+
+
+def test_boundaries_to_refine_stay_inside_their_two_segments() -> None:
+    segments = [Segment("a", 0, 4.0, .9), Segment("b", 4.0, 5.0, .8), Segment("b", 6.0, 9.0, .8),
+                Segment("c", 9.0, 12.0, .9)]
+    found = boundaries_to_refine(segments, fps=FPS, num_frames=300, reach=64)
+    # a|b touch (100 frames in: region 36..125, b ends at 125); b..b have a gap; b|c touch at 225
+    assert [(b.left, b.before, b.after, b.frame, b.lo, b.hi) for b in found] == [
+        (0, "a", "b", 100, 36, 125), (2, "b", "c", 225, 161, 289)]
+    starts = short_window_starts(found[0], span=16, step=8, num_frames=300)
+    assert starts == list(range(28, 117, 8))  # 16-frame windows whose centres (36 .. 124) lie in 36..125
+
+
+def test_a_fixed_length_model_gets_short_windows_looped_to_its_length() -> None:
+    frames = {i: torch.full((3, 2, 2), i, dtype=torch.uint8) for i in range(40)}
+    clip = _short_clip(frames, start=10, window=4, frame_stride=2, model_len=16)
+    assert clip[:, 0, 0, 0].tolist() == [10, 12, 14, 16] * 4
+    assert _short_clip(frames, 10, 4, 2, None)[:, 0, 0, 0].tolist() == [10, 12, 14, 16]
+    assert _short_clip(frames, 36, 4, 2, None) is None  # runs past the frames held
+
+
 # --- a long video made of three actions ----------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def concatenated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]]:
-    """Three shared clips of different actions back to back at 340×256, 25 fps, and the true boundaries (s)."""
+@pytest.fixture(scope="module", params=["mpeg4", "libx264"])
+def concatenated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float]]:
+    """Three shared clips of different actions back to back at 340×256, 25 fps, and the true boundaries (s),
+    encoded with MPEG-4 Part 2 and with H.264 (x264 once put a window-level boundary 1.6 s early)."""
     import cv2
 
     parts = []
@@ -78,7 +115,8 @@ def concatenated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[f
         if frames.shape[1:3] != (256, 340):
             frames = np.stack([cv2.resize(f, (340, 256), interpolation=cv2.INTER_AREA) for f in frames])
         parts.append(frames)
-    path = write_video(tmp_path_factory.mktemp("long") / "three_actions.mp4", np.concatenate(parts), fps=FPS)
+    path = write_video(tmp_path_factory.mktemp("long") / "three_actions.mp4", np.concatenate(parts), fps=FPS,
+                       codec=request.param)
     boundaries = list(np.cumsum([len(p) for p in parts]) / FPS)
     return path, boundaries
 
@@ -95,8 +133,10 @@ def test_timeline_of_three_actions_finds_them_in_order_with_boundaries_within_a_
     assert [s["label"] for s in segments] == [label for _, label in CONCATENATED], segments
     stride_s = 32 / FPS
     assert segments[0]["start"] == 0 and segments[-1]["end"] == pytest.approx(boundaries[-1])
+    assert report["refine_window"] == 16
     for left, right, truth in zip(segments, segments[1:], boundaries):
         assert left["end"] == pytest.approx(right["start"]) and abs(left["end"] - truth) <= stride_s, (segments, boundaries)
+        assert abs(left["end"] - truth) <= 16 / FPS, (segments, boundaries)  # refined: within one short window
     assert report["summary"][0]["label"] in {label for _, label in CONCATENATED}
     # every window, with its times, in the JSON and the CSV; the plot beside them
     windows = report["windows"]
@@ -116,6 +156,19 @@ def test_timeline_of_a_video_shorter_than_a_window_loops_it_and_says_so(k400_fas
     assert "shorter than one 64-frame window" in result.warnings[0]
     with pytest.raises(Exception, match="use Recognizer.stream"):
         recognizer.timeline("http://127.0.0.1:9/live.mp4")
+
+
+def test_a_fixed_length_onnx_model_refuses_other_windows_clearly(k400_fast_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from actionkit.export import export_model
+
+    export_model(k400_fast_dir, tmp_path / "onnx", check=False, log=lambda _: None)
+    recognizer = Recognizer.from_pretrained(tmp_path / "onnx", device="cpu", backend="onnxruntime")
+    assert recognizer.backend.fixed_clip_len == 16
+    with pytest.raises(ActionkitError, match="exactly 16 frames, not a 32-frame window.*dynamic-clip-len"):
+        recognizer.timeline(require(CLIPS / "hmdb51_dive.mp4"), window=32)
+    result = recognizer.timeline(require(CLIPS / "hmdb51_dive.mp4"), stride=8, refine_window=8)
+    assert result.num_frames == 45 and len(result.windows) == 5
 
 
 # --- live sources ----------------------------------------------------------------------------------

@@ -74,6 +74,22 @@ class FrameSource:
         if not self.decoded:
             raise EmptyVideoError(self.name, "has no decodable frames")
 
+    def frames_at(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index, H×W×3 uint8 RGB)`` for the sorted frame ``indices`` (in decoding order), converting
+        only those frames and stopping after the last; indices past the end of the video are not yielded."""
+        wanted, last = set(indices), max(indices, default=-1)
+        if last < 0:
+            return
+        try:
+            for index, frame in enumerate(self.container.decode(self.stream)):
+                self.decoded = index + 1
+                if index in wanted:
+                    yield index, frame.to_ndarray(format="rgb24")
+                if index >= last:
+                    return
+        except av.error.FFmpegError as e:
+            raise decoding_failed(self.name, self.decoded, self.declared_frames, e) from None
+
     def close(self) -> None:
         self.container.close()
 
