@@ -10,8 +10,9 @@ Splits (UT's labels.csv columns):
 
 Every variant uses the same recipe (one fixed set of options below, chosen before the comparison, not per
 variant). The defaults are reduced for a 2-core CPU: 16 frames every 4th frame (2.1 s of the 30 fps
-videos), 112² crops (short side 128), validation on 3 clips per video; the new classifier learns at 10×
-the trunk's lr. The baseline sees exactly the same evaluation views. Runs that
+videos), 112² crops (short side 128), validation on 3 clips per video, AdamW lr 2e-5 for 4 epochs, the
+new classifier initialised by the linear probe (LP-FT) and learning at the trunk's lr
+(``--head-lr-scale``). The baseline sees exactly the same evaluation views. Runs that
 finished are not rerun; an interrupted run resumes from its checkpoint. Results: ``OUT/results.json``
 and a Markdown table on stdout.
 """
