@@ -5,13 +5,18 @@
   well get a row that says why they were skipped rather than a misleading number.
 - :func:`end_to_end_speed`: ``Recognizer.predict`` on real videos against the model-only time of
   exactly the same clips and batches, which shows how much decoding the pipeline fails to hide.
+- :func:`flops_per_clip` and :func:`peak_tflops`: the work in one clip (111 GFLOP for the I3D at
+  32×224²) and the GPU's dense tensor-core peak, so each row's achieved TFLOP/s can be set against the
+  compute roofline.
 
 Times are medians over ``repeats`` calls after ``warmup`` calls, in seconds per clip.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -53,13 +58,59 @@ class ModelSpeed:
     seconds_per_clip: float | None = None  # median
     skipped: str | None = None
     best_seconds_per_clip: float | None = None  # the fastest call
+    gflop_per_clip: float | None = None  # multiply-adds counted as 2 FLOPs
 
     @property
     def clips_per_second(self) -> float | None:
         return 1.0 / self.seconds_per_clip if self.seconds_per_clip else None
 
+    @property
+    def tflops(self) -> float | None:
+        """Achieved TFLOP/s at the median time."""
+        if self.gflop_per_clip is None or not self.seconds_per_clip:
+            return None
+        return self.gflop_per_clip / self.seconds_per_clip / 1000
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "clips_per_second": self.clips_per_second}
+        return {**asdict(self), "clips_per_second": self.clips_per_second, "tflops": self.tflops}
+
+
+def flops_per_clip(model: torch.nn.Module, clip_len: int, crop_size: int | None = None) -> float:
+    """FLOPs of one forward pass on one ``clip_len``-frame clip (a multiply-add is 2), counted by
+    PyTorch's FLOP counter on a copy of ``model`` on the meta device (no memory, no compute)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = model_config_of(model)
+    crop = crop_size or config.preprocessing.crop_size
+    ghost = copy.deepcopy(model).to("meta").eval()
+    video = torch.empty(1, config.model.in_channels, clip_len, crop, crop, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        ghost(video)
+    return float(counter.get_total_flops())
+
+
+# Dense (no sparsity) peaks in TFLOP/s from NVIDIA's data sheets: bf16/fp16 on tensor cores, and fp32
+# without them. Matched against the words of torch.cuda.get_device_name(), most specific first.
+_GPU_PEAKS: list[tuple[tuple[str, ...], float, float]] = [
+    (("H200", "NVL"), 835.0, 60.0),
+    (("H200",), 989.0, 67.0),
+    (("H100", "PCIe"), 756.0, 51.0),
+    (("H100", "NVL"), 835.0, 60.0),
+    (("H100",), 989.0, 67.0),
+    (("A100",), 312.0, 19.5),
+    (("L40S",), 362.0, 91.6),
+    (("L4",), 121.0, 30.3),
+]
+
+
+def peak_tflops(device_name: str, precision: str) -> float | None:
+    """The data-sheet peak of a GPU named ``device_name`` (e.g. "NVIDIA H100 80GB HBM3") for
+    ``precision`` (fp32, bf16, fp16), or None for a GPU this table does not know (and for CPUs)."""
+    words = set(re.split(r"[\s\-_]+", device_name))
+    for needed, half, single in _GPU_PEAKS:
+        if words.issuperset(needed):
+            return single if precision == "fp32" else half
+    return None
 
 
 def time_calls(call: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
@@ -102,6 +153,7 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
         raise ValueError("repeats and batch sizes must be at least 1, warmup at least 0")
     model = load_pretrained(source)
     crop = model_config_of(model).preprocessing.crop_size
+    gflop = {clip_len: flops_per_clip(model, clip_len, crop) / 1e9 for clip_len in clip_lens}
     folder = Path(source) if Path(source).is_dir() else None
     rows: dict[tuple[str, str, int, int], ModelSpeed] = {}
     calls: dict[tuple[str, str, int, int], Callable[[], None]] = {}
@@ -115,7 +167,8 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
                     for batch_size in batch_sizes:
                         key = (backend, precision, clip_len, batch_size)
                         rows[key] = ModelSpeed(backend, precision, clip_len, batch_size, crop,
-                                               skipped=runner if isinstance(runner, str) else None)
+                                               skipped=runner if isinstance(runner, str) else None,
+                                               gflop_per_clip=gflop[clip_len])
                         if not isinstance(runner, str):
                             where = runner_device(runner)
                             shape = (batch_size, clip_len, where)
@@ -225,6 +278,24 @@ def format_model_speed(rows: Sequence[ModelSpeed]) -> str:
             continue
         cells = [f"{by_batch[b].seconds_per_clip:.3f}" if b in by_batch else "" for b in batch_sizes]
         lines.append(f"| {backend} | {precision} | {clip_len} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None) -> str:
+    """One line per measured row: clips/s, achieved TFLOP/s and, on a GPU the peak table knows, the
+    share of its data-sheet peak (the compute roofline: peak / FLOPs per clip = the most clips/s)."""
+    lines = []
+    for r in rows:
+        if r.tflops is None:
+            continue
+        line = (f"{r.backend} {r.precision} {r.clip_len}×{r.crop_size}² batch {r.batch_size}: "
+                f"{r.clips_per_second:.1f} clips/s × {r.gflop_per_clip:.1f} GFLOP = "
+                + (f"{r.tflops:.1f} TFLOP/s" if r.tflops >= 1 else f"{1000 * r.tflops:.0f} GFLOP/s"))
+        peak = peak_tflops(device_name, r.precision) if device_name else None
+        if peak:
+            ceiling = peak * 1000 / r.gflop_per_clip
+            line += f", {100 * r.tflops / peak:.1f}% of the {peak:g} TFLOP/s peak (roofline {ceiling:.0f} clips/s)"
+        lines.append(line)
     return "\n".join(lines)
 
 

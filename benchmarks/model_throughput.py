@@ -5,7 +5,13 @@
 The same measurement as ``actionkit benchmark`` (see :mod:`actionkit.benchmark`), with the full grid by
 default: torch fp32, torch bf16 (where the CPU has AMX) and ONNX Runtime fp32 (exported on the fly with
 a dynamic clip length when the folder has no model.onnx), plus TensorRT where an engine and tensorrt
-are present. Random input; medians of ``--repeats`` calls after one warm-up call.
+are present. Random input; medians of ``--repeats`` calls after one warm-up call. Below the table, each
+row's achieved TFLOP/s (111 GFLOP per 32×224² clip, counted by PyTorch's FLOP counter) and, on a GPU
+the peak table in :mod:`actionkit.benchmark` knows, its share of the data-sheet peak. The GPU figure
+of the speed issue (batch 32, 32×224², bf16):
+
+    python benchmarks/model_throughput.py --model K400_FOLDER --device cuda --backends torch \
+        --precisions bf16 --batch-sizes 32 --clip-lens 32 --out benchmarks/results/gpu_bf16_b32.json
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from actionkit.benchmark import format_model_speed, model_speed
+from actionkit.benchmark import format_model_speed, format_roofline, model_speed, peak_tflops
 
 
 def main() -> None:
@@ -33,14 +39,20 @@ def main() -> None:
     args = parser.parse_args()
     rows = model_speed(args.model, args.backends, args.precisions, args.batch_sizes, args.clip_lens,
                        device=args.device, repeats=args.repeats)
+    gpu = torch.cuda.get_device_name() if _on_gpu(args.device) else None
     print(format_model_speed(rows))
+    print("\n" + format_roofline(rows, gpu))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                   "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                   "gpu": gpu, "gpu_peak_tflops": {p: peak_tflops(gpu, p) for p in args.precisions} if gpu else None,
                    "torch": torch.__version__}
         args.out.write_text(json.dumps({"machine": machine, "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
         print(f"wrote {args.out}")
+
+
+def _on_gpu(device: str | None) -> bool:
+    return torch.cuda.is_available() and (device is None or device.startswith("cuda"))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ def benchmark(
     --videos the end-to-end time of actionkit predict against the model alone on the same clips."""
     from rich.console import Console
 
-    from actionkit.benchmark import end_to_end_speed, format_model_speed, model_speed
-    from actionkit.predict import Recognizer
+    from actionkit.benchmark import end_to_end_speed, format_model_speed, format_roofline, model_speed
+    import torch
+
+    from actionkit.predict import Recognizer, default_device
 
     console = Console(soft_wrap=True)
     with user_errors():
@@ -35,6 +37,9 @@ def benchmark(
                            batch_sizes=batch_size or [1, 4, 8], clip_lens=clip_len or [32, 64], device=device,
                            repeats=repeats)
         console.print(format_model_speed(rows), markup=False)
+        target = torch.device(device) if device else default_device()
+        gpu = torch.cuda.get_device_name(target) if target.type == "cuda" else None
+        console.print("\n" + format_roofline(rows, gpu), markup=False)
         report: dict = {"model": model, "model_only": [r.to_dict() for r in rows]}
         if videos:
             recognizer = Recognizer.from_pretrained(model, device=device)

@@ -1,5 +1,6 @@
 """actionkit benchmark: real timings of the real model, skipped configurations named with their reason."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -8,7 +9,16 @@ from typer.testing import CliRunner
 
 from actionkit import Recognizer
 from actionkit.backends import cpu_has_bf16_matmul, tensorrt_importable
-from actionkit.benchmark import ModelSpeed, end_to_end_speed, format_model_speed, model_speed, time_calls
+from actionkit.benchmark import (
+    ModelSpeed,
+    end_to_end_speed,
+    flops_per_clip,
+    format_model_speed,
+    format_roofline,
+    model_speed,
+    peak_tflops,
+    time_calls,
+)
 from actionkit.cli.app import app
 from actionkit.errors import ActionkitError
 
@@ -51,6 +61,8 @@ def test_cli_times_torch_and_onnxruntime_and_says_why_it_skips(k400_fast_dir: Pa
         bf16 = by_key[("torch", "bf16", batch)]
         assert (bf16["skipped"] is None) == cpu_has_bf16_matmul()
     assert "| torch | fp32 | 16 |" in result.stdout and "skipped: no bf16 ONNX" in result.stdout
+    assert all(r["gflop_per_clip"] == pytest.approx(55.58, abs=0.01) for r in rows)  # 16 frames: half of 32's
+    assert "torch fp32 16×224² batch 1:" in result.stdout and "× 55.6 GFLOP = " in result.stdout
 
 
 def test_unknown_backend_is_a_clear_error(k400_fast_dir: Path) -> None:
@@ -77,3 +89,45 @@ def test_table_has_one_line_per_configuration() -> None:
     assert lines[0] == "| backend | precision | frames | s/clip @ batch 1 | s/clip @ batch 4 |"
     assert lines[2] == "| torch | fp32 | 32 | 0.900 | 0.800 |"
     assert lines[3].startswith("| onnxruntime | bf16 | 32 | skipped: no bf16 ONNX |")
+
+
+def test_flops_per_clip_of_the_i3d_is_its_convolutions_and_classifier_counted_by_hand(k400_model) -> None:
+    """The issue's figure, about 111 GFLOP per 32×224² clip, against a count of 2 × output elements ×
+    (input channels / groups × kernel volume) over every convolution and the linear classifier (meta tensors)."""
+    import torch
+
+    from actionkit.models.i3d import ConvBNReLU3d
+
+    counted = []
+
+    def count(module: torch.nn.Module, inputs, output) -> None:
+        conv = module.conv if isinstance(module, ConvBNReLU3d) else module  # its conv runs functionally
+        if isinstance(conv, torch.nn.Conv3d):  # batch norm and ReLU keep the conv's output shape
+            counted.append(2 * output.numel() * conv.in_channels // conv.groups * conv.weight[0, 0].numel())
+        elif isinstance(module, torch.nn.Linear):  # the classifier
+            counted.append(2 * output.numel() * module.in_features)
+
+    ghost = copy.deepcopy(k400_model).to("meta").eval()
+    for module in ghost.modules():
+        module.register_forward_hook(count)
+    ghost(torch.empty(1, 3, 32, 224, 224, device="meta"))
+    total = flops_per_clip(k400_model, 32)
+    assert total == sum(counted)
+    assert total / 1e9 == pytest.approx(111.15, abs=0.01)
+    assert flops_per_clip(k400_model, 64) / total == pytest.approx(2.0, abs=1e-4)
+
+
+def test_roofline_lines_set_achieved_flops_against_the_gpu_peak() -> None:
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989 and peak_tflops("NVIDIA H100 PCIe", "fp32") == 51
+    assert peak_tflops("NVIDIA A100-SXM4-80GB", "fp16") == 312 and peak_tflops("NVIDIA L40", "bf16") is None
+    assert peak_tflops("Intel(R) Xeon(R) Processor", "bf16") is None
+    rows = [ModelSpeed("torch", "bf16", 32, 32, 224, seconds_per_clip=1 / 1000, gflop_per_clip=111.15),
+            ModelSpeed("torch", "fp32", 32, 1, 224, seconds_per_clip=0.5, gflop_per_clip=111.15),
+            ModelSpeed("tensorrt", "fp16", 32, 1, 224, skipped="tensorrt is not installed")]
+    on_gpu = format_roofline(rows, "NVIDIA H100 80GB HBM3").splitlines()
+    # 1000 clips/s × 111.15 GFLOP = 111.15 TFLOP/s = 11.2% of 989; the roofline is 989e12 / 111.15e9 = 8898 clips/s
+    assert on_gpu[0] == ("torch bf16 32×224² batch 32: 1000.0 clips/s × 111.2 GFLOP = 111.2 TFLOP/s, "
+                         "11.2% of the 989 TFLOP/s peak (roofline 8898 clips/s)")
+    assert on_gpu[1].endswith("= 222 GFLOP/s, 0.3% of the 67 TFLOP/s peak (roofline 603 clips/s)")
+    assert len(on_gpu) == 2  # skipped rows have no line
+    assert format_roofline(rows[1:2]) == "torch fp32 32×224² batch 1: 2.0 clips/s × 111.2 GFLOP = 222 GFLOP/s"
