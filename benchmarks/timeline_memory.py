@@ -107,6 +107,7 @@ def _timeline(args: argparse.Namespace) -> dict:
     return {"video": str(args.video), "num_frames": result.num_frames, "duration": result.duration,
             "window": args.window, "stride": args.stride, "batch_size": args.batch_size or "default", "windows": len(result.windows),
             "backend": recognizer.backend_name, "precision": getattr(recognizer.backend, "precision", "fp32"),
+            "refine_window": result.refine_window,
             "seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "segments": [vars(s) for s in result.segments]}
 
