@@ -32,9 +32,13 @@ class Backend(Protocol):
 
     name: str
     device: torch.device
-    fixed_clip_len: int | None  # the only clip length the model file takes; None when any length works
+    fixed_clip_len: int | None  # the only clip length the model file takes; None when it takes several
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor: ...
+
+    def clip_len_error(self, frames: int) -> str | None:
+        """Why the model cannot take ``frames``-frame clips (e.g. "takes clips of exactly 64 frames"), or None."""
+        ...
 
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -75,6 +79,9 @@ class TorchBackend:
 
     name = "torch"
     fixed_clip_len = None
+
+    def clip_len_error(self, frames: int) -> str | None:
+        return None  # the I3D in PyTorch takes any clip length
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: Precision = "fp32",
                  channels_last: bool = True, compile: bool = False) -> None:
@@ -132,6 +139,16 @@ class OnnxRuntimeBackend:
         self.input_name = model_input.name
         frames = model_input.shape[2] if len(model_input.shape) == 5 else None
         self.fixed_clip_len = frames if isinstance(frames, int) else None
+        multiple = self.session.get_modelmeta().custom_metadata_map.get("clip_len_multiple", "0")
+        self.clip_len_multiple = int(multiple) if multiple.isdigit() else 0  # set by a dynamic-clip-length export
+
+    def clip_len_error(self, frames: int) -> str | None:
+        if self.fixed_clip_len:
+            return None if frames == self.fixed_clip_len else f"takes clips of exactly {self.fixed_clip_len} frames"
+        step = self.clip_len_multiple
+        if step and (frames % step or frames < 2 * step):
+            return f"takes clip lengths that are multiples of {step}, at least {2 * step}"
+        return None
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(video.detach().to("cpu", torch.float32).numpy())
@@ -158,8 +175,15 @@ class TensorRTBackend:
         self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
         self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
         smallest, _, largest = self.engine.get_tensor_profile_shape(self.input_name, 0)
-        self.fixed_clip_len = int(smallest[2]) if smallest[2] == largest[2] else None
+        self.clip_lens = (int(smallest[2]), int(largest[2]))  # the optimisation profile's range
+        self.fixed_clip_len = self.clip_lens[0] if self.clip_lens[0] == self.clip_lens[1] else None
         self.stream = torch.cuda.Stream()
+
+    def clip_len_error(self, frames: int) -> str | None:
+        low, high = self.clip_lens
+        if low == high:
+            return None if frames == low else f"takes clips of exactly {low} frames"
+        return None if low <= frames <= high else f"takes clips of {low} to {high} frames (its optimisation profile)"
 
     @torch.inference_mode()
     def __call__(self, video: torch.Tensor) -> torch.Tensor:

@@ -64,12 +64,17 @@ def _window_settings(recognizer: "Recognizer", window: int | None, stride: int |
     stride = stride or max(1, clip_span(window, frame_stride) // 2)
     if window < 1 or stride < 1:
         raise ValueError("window and stride must be at least 1")
-    fixed = getattr(recognizer.backend, "fixed_clip_len", None)
-    if fixed and window != fixed:
-        raise ActionkitError(f"the {recognizer.backend_name} model takes clips of exactly {fixed} frames, not a "
-                             f"{window}-frame window: use --window {fixed}, the torch backend, or an ONNX export "
-                             "with a dynamic clip length (actionkit export --dynamic-clip-len)")
+    problem = _clip_len_error(recognizer, window)
+    if problem:
+        raise ActionkitError(f"the {recognizer.backend_name} model {problem}, not a {window}-frame window: choose "
+                             "--window accordingly, use the torch backend, or export the ONNX with a dynamic clip "
+                             "length (actionkit export --dynamic-clip-len)")
     return window, stride, frame_stride
+
+
+def _clip_len_error(recognizer: "Recognizer", frames: int) -> str | None:
+    check = getattr(recognizer.backend, "clip_len_error", None)
+    return check(frames) if check else None
 
 
 def default_timeline_batch(device: torch.device) -> int:
@@ -153,6 +158,11 @@ def timeline(recognizer: "Recognizer", video: str | Path, window: int | None = N
         raise ValueError("batch_size and top_k must be at least 1")
     if refine_window is not None and refine_window < 0:
         raise ValueError("refine_window must be positive (or 0 / None to keep window-level boundaries)")
+    fixed = getattr(recognizer.backend, "fixed_clip_len", None)  # a fixed-length model gets short windows looped
+    problem = _clip_len_error(recognizer, refine_window) if refine_window and not fixed else None
+    if problem:
+        raise ActionkitError(f"the {recognizer.backend_name} model {problem}, not {refine_window}-frame windows "
+                             "for refining boundaries: choose --refine-window accordingly (0 turns refinement off)")
     source = FrameSource(video)
     fps, declared = source.fps, source.declared_frames
     span = clip_span(window, frame_stride)

@@ -158,7 +158,7 @@ def test_timeline_of_a_video_shorter_than_a_window_loops_it_and_says_so(k400_fas
         recognizer.timeline("http://127.0.0.1:9/live.mp4")
 
 
-def test_a_fixed_length_onnx_model_refuses_other_windows_clearly(k400_fast_dir: Path, tmp_path: Path) -> None:
+def test_onnx_models_refuse_windows_they_cannot_take_clearly(k400_fast_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     from actionkit.export import export_model
 
@@ -169,6 +169,14 @@ def test_a_fixed_length_onnx_model_refuses_other_windows_clearly(k400_fast_dir: 
         recognizer.timeline(require(CLIPS / "hmdb51_dive.mp4"), window=32)
     result = recognizer.timeline(require(CLIPS / "hmdb51_dive.mp4"), stride=8, refine_window=8)
     assert result.num_frames == 45 and len(result.windows) == 5
+    # a dynamic clip length takes multiples of 8 from 16: other windows are refused before any decoding
+    export_model(k400_fast_dir, tmp_path / "dynamic", dynamic_clip_len=True, check=False, log=lambda _: None)
+    dynamic = Recognizer.from_pretrained(tmp_path / "dynamic", device="cpu", backend="onnxruntime")
+    assert dynamic.backend.fixed_clip_len is None and dynamic.backend.clip_len_error(32) is None
+    with pytest.raises(ActionkitError, match="multiples of 8, at least 16, not a 20-frame window"):
+        dynamic.timeline(tmp_path / "never-opened.mp4", window=20)
+    with pytest.raises(ActionkitError, match="multiples of 8, at least 16, not 12-frame windows.*--refine-window"):
+        dynamic.timeline(tmp_path / "never-opened.mp4", window=32, refine_window=12)
 
 
 # --- live sources ----------------------------------------------------------------------------------
