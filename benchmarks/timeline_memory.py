@@ -5,7 +5,8 @@ batch, not by the video's length.
 
 The video is made by cycling the shared clips, resized to 340×256, at 25 fps, and written frame by frame
 (so making it needs no memory either). The timeline runs in a fresh process whose peak resident set
-size is reported, next to what decoding the whole video into memory would take.
+size is reported, next to what decoding the whole video into memory would take. Since the clips' lengths
+give the true cuts between actions, it also reports how far the timeline's boundaries land from them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def main() -> None:
     row = json.loads(done.stdout.strip().splitlines()[-1])
     full_decode_gib = row["num_frames"] * HEIGHT * WIDTH * 3 / 2**30
     row["full_decode_gib"] = full_decode_gib
+    if args.video is None:  # made here from the clips: the true cuts are known
+        row["boundaries"] = boundary_errors(row["segments"], true_cuts(args.clips, row["num_frames"]), args.stride / FPS)
+        print("boundaries: " + ", ".join(f"{k} {v}" for k, v in row["boundaries"].items()))
     print(f"{row['duration'] / 60:.1f} min video, {row['windows']} windows of {args.window} frames every "
           f"{args.stride}: {row['seconds']:.0f} s ({row['backend']} {row['precision']}), peak RSS "
           f"{row['peak_rss_mib'] / 1024:.2f} GiB (decoding it whole would take {full_decode_gib:.1f} GiB of frames)")
@@ -65,14 +69,53 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _sources(clips: Path) -> list[Path]:
+    from actionkit.data.video import expand_video_paths
+
+    return [p for p in expand_video_paths([clips]) if "flow" not in p.name]
+
+
+def true_cuts(clips: Path, total: int) -> list[float]:
+    """Seconds at which one clip ends and the next begins in the video :func:`_make_video` writes."""
+    from actionkit.data.frame_source import FrameSource
+
+    lengths = []
+    for source in _sources(clips):
+        with FrameSource(source) as frames:
+            lengths.append(sum(len(chunk) for chunk in frames.chunks(64)))
+    cuts, at = [], 0
+    while at < total:
+        for length in lengths:
+            at += length
+            if at < total:
+                cuts.append(at / FPS)
+    return cuts
+
+
+def boundary_errors(segments: list[dict], cuts: list[float], stride_s: float) -> dict:
+    """Each boundary between two segments against its nearest true cut, and each cut against its nearest
+    boundary (a missed cut shows there)."""
+    import numpy as np
+
+    bounds = np.array([s["end"] for s, t in zip(segments, segments[1:]) if s["end"] == t["start"]])
+    true = np.array(cuts)
+    if not len(bounds) or not len(true):
+        return {"boundaries": int(len(bounds)), "cuts": int(len(true))}
+    to_cut = np.abs(bounds[:, None] - true[None]).min(axis=1)
+    to_boundary = np.abs(true[:, None] - bounds[None]).min(axis=1)
+    return {"boundaries": int(len(bounds)), "cuts": int(len(true)),
+            "median_error_s": round(float(np.median(to_cut)), 3),
+            "boundaries_within_a_stride": round(float(np.mean(to_cut <= stride_s)), 3),
+            "cuts_within_a_stride_of_a_boundary": round(float(np.mean(to_boundary <= stride_s)), 3)}
+
+
 def _make_video(path: Path, clips: Path, total: int) -> int:
     import av
     import cv2
 
     from actionkit.data.frame_source import FrameSource
-    from actionkit.data.video import expand_video_paths
 
-    sources = [p for p in expand_video_paths([clips]) if "flow" not in p.name]
+    sources = _sources(clips)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with av.open(str(path), "w") as container:
