@@ -19,7 +19,6 @@ from actionkit.data.frame_source import FrameSource, is_live_source
 from actionkit.data.sampling import clip_span, sliding_windows
 from actionkit.errors import ActionkitError
 from actionkit.progress import progress_bar
-from actionkit.timeline_refine import refine_segments
 from actionkit.timeline import (
     CHUNK_FRAMES,
     Timeline,
@@ -31,6 +30,7 @@ from actionkit.timeline import (
     summarise,
     window_predictions,
 )
+from actionkit.timeline_refine import refine_segments
 
 if TYPE_CHECKING:
     from actionkit.predict import Recognizer

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 import torch
 
+from actionkit.config import PreprocessConfig
 from actionkit.data.frame_source import FrameSource
 from actionkit.data.sampling import clip_span
 from actionkit.data.transforms import resize_and_crop
@@ -85,7 +86,8 @@ def best_cut(centres: np.ndarray, scores: np.ndarray, lo: float, hi: float, near
     return float(cuts[best[np.argmin(np.abs(cuts[best] - near))]])
 
 
-def _region_frames(source: FrameSource, regions: list[tuple[int, int]], pre) -> Iterator[dict[int, torch.Tensor]]:
+def _region_frames(source: FrameSource, regions: list[tuple[int, int]],
+                   pre: PreprocessConfig) -> Iterator[dict[int, torch.Tensor]]:
     """For each region [lo, hi) of frame indices, in order: its frames, resized and cropped like the
     timeline's. One pass over the video; frames outside every region are decoded but not converted."""
     wanted = sorted({i for lo, hi in regions for i in range(lo, hi)})
