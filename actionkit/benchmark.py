@@ -212,6 +212,13 @@ def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module,
             loaded[key] = make()
         return loaded[key]
 
+    def folder_onnx(name: str) -> OnnxRuntimeBackend | None:
+        """The folder's own ONNX file ``name``, when it exists and takes ``clip_len``-frame clips."""
+        if folder is None or not (folder / name).is_file():
+            return None
+        runner = once(folder / name, lambda: OnnxRuntimeBackend(folder / name, device))
+        return None if runner.clip_len_error(clip_len) else runner  # type: ignore[attr-defined, return-value]
+
     if backend == "torch":
         if precision == "fp16" and device.type == "cpu":
             return "fp16 autocast on CPU is emulated (use bf16 or fp32)"
@@ -226,12 +233,13 @@ def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module,
         if precision == "fp16":
             if device.type != "cuda":
                 return "fp16 ONNX on the CPU provider is emulated (it is for GPUs)"
-            onnx_file = folder / ONNX_FP16_NAME if folder else None
-            if onnx_file is None or not onnx_file.is_file() or not _onnx_accepts(onnx_file, clip_len):
-                return f"no {ONNX_FP16_NAME} for {clip_len} frames (actionkit export --fp16)"
-            return once(onnx_file, lambda: OnnxRuntimeBackend(onnx_file, device))
-        onnx_file = _onnx_for(model, folder, scratch, clip_len)
-        return once(onnx_file, lambda: OnnxRuntimeBackend(onnx_file, device))
+            fp16 = folder_onnx(ONNX_FP16_NAME)
+            return fp16 or f"no {ONNX_FP16_NAME} for {clip_len} frames (actionkit export --fp16)"
+        own = folder_onnx(ONNX_NAME)
+        if own is not None:
+            return own
+        exported = _dynamic_onnx(model, scratch)
+        return once(exported, lambda: OnnxRuntimeBackend(exported, device))
     if precision not in ("fp32", "fp16"):
         return "TensorRT engines are built in fp32 or fp16"
     if not tensorrt_importable():
@@ -241,18 +249,8 @@ def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module,
     return once(folder / ENGINE_NAME, lambda: TensorRTBackend(folder / ENGINE_NAME))
 
 
-def _onnx_accepts(path: Path, clip_len: int) -> bool:
-    import onnx
-
-    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    frames = dims[2]
-    return bool(frames.dim_param) or frames.dim_value == clip_len
-
-
-def _onnx_for(model: torch.nn.Module, folder: Path | None, scratch: Path, clip_len: int) -> Path:
-    """The folder's model.onnx when it takes ``clip_len`` frames, else a dynamic-clip-length export."""
-    if folder is not None and (folder / ONNX_NAME).is_file() and _onnx_accepts(folder / ONNX_NAME, clip_len):
-        return folder / ONNX_NAME
+def _dynamic_onnx(model: torch.nn.Module, scratch: Path) -> Path:
+    """An ONNX export of ``model`` with a dynamic clip length in ``scratch`` (made once)."""
     exported = scratch / ONNX_NAME
     if not exported.is_file():
         from actionkit.export.onnx_export import OnnxOptions, save_onnx, to_onnx

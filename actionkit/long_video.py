@@ -30,13 +30,12 @@ from actionkit.timeline import (
     summarise,
     window_predictions,
 )
-from actionkit.timeline_refine import refine_segments
+from actionkit.timeline_refine import DEFAULT_REFINE_WINDOW, refine_segments
 
 if TYPE_CHECKING:
     from actionkit.predict import Recognizer
 
 _END = object()
-DEFAULT_REFINE_WINDOW = 16  # model frames per short window when boundaries are refined (0 / None: off)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from actionkit.errors import ActionkitError, VideoError
 from actionkit.hub import CONFIG_NAME, load_pretrained, model_config_of
 from actionkit.models.i3d import I3D
 from actionkit.progress import progress_bar
+from actionkit.timeline_refine import DEFAULT_REFINE_WINDOW
 
 if TYPE_CHECKING:
     from actionkit.long_video import StreamPrediction
@@ -208,7 +209,7 @@ class Recognizer:
 
     def timeline(self, video: str | os.PathLike, window: int | None = None, stride: int | None = None,
                  batch_size: int | None = None, top_k: int = 5, threshold: float = 0.5,
-                 progress: bool = False, refine_window: int | None = 16) -> "Timeline":
+                 progress: bool = False, refine_window: int | None = DEFAULT_REFINE_WINDOW) -> "Timeline":
         """An action timeline of a whole video, decoded once: sliding windows of ``window`` model frames
         (default: the config's clip length) starting every ``stride`` source frames (default: half a
         window), batched ``batch_size`` at a time (default 2 on CPU, 8 on a GPU). Returns each window's

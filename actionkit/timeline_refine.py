@@ -35,6 +35,7 @@ from actionkit.timeline import Segment
 if TYPE_CHECKING:
     from actionkit.predict import Recognizer
 
+DEFAULT_REFINE_WINDOW = 16  # model frames per short window (0 / None turns refinement off)
 SCORE_CLIP = 5.0  # |log p_A − log p_B| above this counts no more (one outlier cannot outvote its neighbours)
 
 
@@ -129,13 +130,13 @@ def refine_segments(recognizer: "Recognizer", video: str | Path, segments: list[
     step = max(1, span // 2)
     model_len = getattr(recognizer.backend, "fixed_clip_len", None)
     labels = recognizer.labels
-    regions = [(min(s), max(s) + span) for b in boundaries if (s := short_window_starts(b, span, step, num_frames))]
+    starts_of = [short_window_starts(b, span, step, num_frames) for b in boundaries]
+    regions = [(min(starts), max(starts) + span) for starts in starts_of if starts]
     refined = list(segments)
     rate = fps or 1.0
     with FrameSource(video) as source, progress_bar("refining boundaries", len(boundaries), progress) as advance:
         region_frames = _region_frames(source, regions, recognizer.config.preprocessing)
-        for boundary in boundaries:
-            starts = short_window_starts(boundary, span, step, num_frames)
+        for boundary, starts in zip(boundaries, starts_of):
             frames = next(region_frames) if starts else {}
             clips = [(s, c) for s in starts if (c := _short_clip(frames, s, short_window, frame_stride, model_len)) is not None]
             advance()

@@ -24,11 +24,10 @@ def benchmark(
 ) -> None:
     """Model-only seconds per clip for each backend × precision × clip length × batch size, and with
     --videos the end-to-end time of actionkit predict against the model alone on the same clips."""
+    import torch
     from rich.console import Console
 
     from actionkit.benchmark import end_to_end_speed, format_model_speed, format_roofline, model_speed
-    import torch
-
     from actionkit.predict import Recognizer, default_device
 
     console = Console(soft_wrap=True)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from actionkit.predict import Recognizer, VideoResult
+from actionkit.timeline_refine import DEFAULT_REFINE_WINDOW
 
 from ._common import DeviceOption, ModelOption, RevisionOption, fail, user_errors
 
@@ -33,7 +34,7 @@ def predict(
     stride: Annotated[int | None, typer.Option(min=1, help="--timeline: frames between window starts (default: half a window).")] = None,
     threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="--timeline: a segment's top label needs at least this probability.")] = 0.5,
     refine_window: Annotated[int, typer.Option(min=0, help="--timeline: model frames of the short windows that refine each "
-                                                      "boundary between two labels (0: keep window-level boundaries).")] = 16,
+                                                      "boundary between two labels (0: keep window-level boundaries).")] = DEFAULT_REFINE_WINDOW,
     out: Annotated[Path | None, typer.Option(help="--timeline: folder for timeline.json, windows.csv and timeline.png.")] = None,
     device: DeviceOption = None,
     revision: RevisionOption = None,

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import av
 import numpy as np
 
-from actionkit.data.video import _open, _reason, decoding_failed, frame_rate, video_stream
+from actionkit.data.video import _open, _reason, decoded_frames, decoding_failed, frame_rate, video_stream
 from actionkit.errors import ActionkitError, EmptyVideoError, NotAVideoError
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -80,15 +80,10 @@ class FrameSource:
         wanted, last = set(indices), max(indices, default=-1)
         if last < 0:
             return
-        try:
-            for index, frame in enumerate(self.container.decode(self.stream)):
-                self.decoded = index + 1
-                if index in wanted:
-                    yield index, frame.to_ndarray(format="rgb24")
-                if index >= last:
-                    return
-        except av.error.FFmpegError as e:
-            raise decoding_failed(self.name, self.decoded, self.declared_frames, e) from None
+        for index, frame in decoded_frames(self.container, self.stream, self.name, last):
+            self.decoded = index + 1
+            if index in wanted:
+                yield index, frame.to_ndarray(format="rgb24")
 
     def close(self) -> None:
         self.container.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -104,6 +104,22 @@ def decoding_failed(name: str | Path, count: int, declared: int, error: Exceptio
     return CorruptVideoError(name, f"decoding failed after frame {count}{of}: truncated or damaged ({_reason(error)})")
 
 
+def decoded_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream, name: str | Path,
+                   last: int | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
+    """``(index, frame)`` in decoding order, stopping after frame ``last`` if given; FFmpeg failing
+    raises :func:`decoding_failed`'s error, naming the frame it stopped at. Frames are not converted:
+    the caller converts (the costly step) only those it keeps."""
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            yield count, frame
+            count += 1
+            if last is not None and count > last:
+                return
+    except av.error.FFmpegError as e:
+        raise decoding_failed(name, count, stream.frames or 0, e) from None
+
+
 def _decode(path: Path, keep: Callable[[int], bool],
             last: int | None = None) -> tuple[VideoInfo, dict[int, np.ndarray]]:
     """Decode frames in order, converting to RGB those for which ``keep(index)`` holds, stopping after
@@ -114,16 +130,10 @@ def _decode(path: Path, keep: Callable[[int], bool],
         declared = stream.frames or 0
         frames: dict[int, np.ndarray] = {}
         count, width, height = 0, 0, 0
-        try:
-            for frame in container.decode(stream):
-                width, height = frame.width, frame.height
-                if keep(count):
-                    frames[count] = frame.to_ndarray(format="rgb24")
-                count += 1
-                if last is not None and count > last:
-                    break
-        except av.error.FFmpegError as e:
-            raise decoding_failed(path, count, declared, e) from None
+        for index, frame in decoded_frames(container, stream, path, last):
+            width, height, count = frame.width, frame.height, index + 1
+            if keep(index):
+                frames[index] = frame.to_ndarray(format="rgb24")
         if not count:
             raise EmptyVideoError(path, "has no decodable frames")
         if last is None and count < TRUNCATION_RATIO * declared:
