@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import shutil
 import socket
 import threading
 import time
@@ -224,6 +225,15 @@ def test_stream_over_http_predicts_while_the_file_arrives_and_ends(http_server, 
     assert all(p.latency >= 0 and p.skipped >= 0 for p in predictions)
     assert {p.label for p in predictions} & {"punching bag", "punching person (boxing)"}
     assert not [t for t in threading.enumerate() if t.name == "actionkit-decode"]
+
+
+def test_an_mp4_with_its_index_last_over_http_fails_saying_how_to_fix_it(http_server, k400_fast_dir: Path) -> None:
+    """The shared clip as it is (moov after the frames), from a server without range requests."""
+    url, video = http_server
+    shutil.copy(require(CLIPS / "hmdb51_punch.mp4"), video.parent / "index_last.mp4")
+    recognizer = Recognizer.from_pretrained(k400_fast_dir, device="cpu")
+    with pytest.raises(StreamError, match="failed after frame 0 .*moov atom.*-movflags \\+faststart"):
+        list(recognizer.stream(url.replace(video.name, "index_last.mp4"), stride=16))
 
 
 def test_leaving_a_stream_early_stops_its_decoder(http_server, k400_fast_dir: Path) -> None:

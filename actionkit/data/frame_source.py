@@ -67,7 +67,8 @@ class FrameSource:
                     chunk = []
         except av.error.FFmpegError as e:
             if self.live:
-                raise StreamError(f"{self.name}: the stream failed after frame {self.decoded} ({_reason(e)})") from None
+                raise StreamError(f"{self.name}: the stream failed after frame {self.decoded} ({_reason(e)})"
+                                  f"{self._index_last_hint()}") from None
             raise decoding_failed(self.name, self.decoded, self.declared_frames, e) from None
         if chunk:
             yield np.stack(chunk)
@@ -84,6 +85,15 @@ class FrameSource:
             self.decoded = index + 1
             if index in wanted:
                 yield index, frame.to_ndarray(format="rgb24")
+
+    def _index_last_hint(self) -> str:
+        """Why an MP4 / MOV over HTTP can open and then fail at its first frame: its index (moov) sits at
+        the end, and FFmpeg cannot seek back to the frames on a server without range requests."""
+        if self.decoded or "mp4" not in self.container.format.name.split(","):
+            return ""
+        return ("; if the file's index (moov atom) is at its end, it cannot be played from a server without "
+                "range requests: remux it with `ffmpeg -i IN -c copy -movflags +faststart OUT`, or serve it "
+                "with range support")
 
     def close(self) -> None:
         self.container.close()
