@@ -75,7 +75,7 @@ class FoldedConvReLU3d(nn.Module):
         self.conv.to(conv.weight.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(_conv_same(x, self.conv))
+        return F.relu_(_conv_same(x, self.conv))  # in place: the convolution output is fresh
 
 
 def fold_batch_norms(model: nn.Module) -> nn.Module:
