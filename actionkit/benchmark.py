@@ -279,9 +279,12 @@ def format_model_speed(rows: Sequence[ModelSpeed]) -> str:
     return "\n".join(lines)
 
 
-def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None) -> str:
+def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None,
+                    matmul_rates: dict[str, float] | None = None) -> str:
     """One line per measured row: clips/s, achieved TFLOP/s and, on a GPU the peak table knows, the
-    share of its data-sheet peak (the compute roofline: peak / FLOPs per clip = the most clips/s)."""
+    share of its data-sheet peak (the compute roofline: peak / FLOPs per clip = the most clips/s). On
+    CPU, ``matmul_rates`` (``"backend precision"`` -> GFLOP/s, :func:`actionkit.matmul_rate.cpu_matmul_rates`)
+    adds each row's share of its library's matmul rate measured in the same run."""
     lines = []
     for r in rows:
         if r.tflops is None:
@@ -293,6 +296,10 @@ def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None) 
         if peak:
             ceiling = peak * 1000 / r.gflop_per_clip
             line += f", {100 * r.tflops / peak:.1f}% of the {peak:g} TFLOP/s peak (roofline {ceiling:.0f} clips/s)"
+        rate = (matmul_rates or {}).get(f"{r.backend} {r.precision}")
+        if rate:
+            line += (f", {100 * r.tflops * 1000 / rate:.0f}% of this CPU's {r.precision} matmul rate in "
+                     f"{r.backend} ({rate:.0f} GFLOP/s, measured in this run)")
         lines.append(line)
     return "\n".join(lines)
 

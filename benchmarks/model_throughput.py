@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from actionkit.benchmark import format_model_speed, format_roofline, model_speed, peak_tflops
+from actionkit.matmul_rate import cpu_matmul_rates
 
 
 def main() -> None:
@@ -41,12 +42,13 @@ def main() -> None:
                        device=args.device, repeats=args.repeats)
     gpu = torch.cuda.get_device_name() if _on_gpu(args.device) else None
     print(format_model_speed(rows))
-    print("\n" + format_roofline(rows, gpu))
+    rates = {} if gpu else cpu_matmul_rates(rows)
+    print("\n" + format_roofline(rows, gpu, rates))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                    "gpu": gpu, "gpu_peak_tflops": {p: peak_tflops(gpu, p) for p in args.precisions} if gpu else None,
-                   "torch": torch.__version__}
+                   "cpu_matmul_gflops": rates, "torch": torch.__version__}
         args.out.write_text(json.dumps({"machine": machine, "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
         print(f"wrote {args.out}")
 

@@ -28,6 +28,7 @@ def benchmark(
     from rich.console import Console
 
     from actionkit.benchmark import end_to_end_speed, format_model_speed, format_roofline, model_speed
+    from actionkit.matmul_rate import cpu_matmul_rates
     from actionkit.predict import Recognizer, default_device
 
     console = Console(soft_wrap=True)
@@ -38,8 +39,11 @@ def benchmark(
         console.print(format_model_speed(rows), markup=False)
         target = torch.device(device) if device else default_device()
         gpu = torch.cuda.get_device_name(target) if target.type == "cuda" else None
-        console.print("\n" + format_roofline(rows, gpu), markup=False)
+        rates = cpu_matmul_rates(rows) if target.type == "cpu" else {}
+        console.print("\n" + format_roofline(rows, gpu, rates), markup=False)
         report: dict = {"model": model, "model_only": [r.to_dict() for r in rows]}
+        if rates:
+            report["cpu_matmul_gflops"] = rates
         if videos:
             recognizer = Recognizer.from_pretrained(model, device=device)
             speed = end_to_end_speed(recognizer, [str(v) for v in videos], batch_size=max(batch_size or [4]))

@@ -131,3 +131,24 @@ def test_roofline_lines_set_achieved_flops_against_the_gpu_peak() -> None:
     assert on_gpu[1].endswith("= 222 GFLOP/s, 0.3% of the 67 TFLOP/s peak (roofline 603 clips/s)")
     assert len(on_gpu) == 2  # skipped rows have no line
     assert format_roofline(rows[1:2]) == "torch fp32 32×224² batch 1: 2.0 clips/s × 111.2 GFLOP = 222 GFLOP/s"
+
+
+def test_cpu_rows_are_set_against_the_matmul_rate_measured_in_the_same_run() -> None:
+    from actionkit.matmul_rate import cpu_matmul_rates, matmul_gflops
+
+    rows = [ModelSpeed("onnxruntime", "fp32", 32, 1, 224, seconds_per_clip=0.75, gflop_per_clip=111.15),
+            ModelSpeed("torch", "fp32", 32, 1, 224, seconds_per_clip=0.5, gflop_per_clip=111.15),
+            ModelSpeed("torch", "fp16", 32, 1, 224, seconds_per_clip=2.0, gflop_per_clip=111.15),
+            ModelSpeed("onnxruntime", "bf16", 32, 1, 224, skipped="no bf16 ONNX")]
+    rates = cpu_matmul_rates(rows)
+    assert set(rates) == {"onnxruntime fp32", "torch fp32"}  # no fp16 CPU rate; skipped rows need none
+    assert all(1 < rate < 1e5 for rate in rates.values())  # measured: GFLOP/s of a real 2048² product
+    lines = format_roofline(rows, None, {"onnxruntime fp32": 164.7, "torch fp32": 222.3}).splitlines()
+    # 111.15 GFLOP / 0.75 s = 148.2 GFLOP/s = 90% of 164.7
+    assert lines[0] == ("onnxruntime fp32 32×224² batch 1: 1.3 clips/s × 111.2 GFLOP = 148 GFLOP/s, 90% of this "
+                        "CPU's fp32 matmul rate in onnxruntime (165 GFLOP/s, measured in this run)")
+    assert lines[1].endswith("= 222 GFLOP/s, 100% of this CPU's fp32 matmul rate in torch (222 GFLOP/s, "
+                             "measured in this run)")
+    assert lines[2].endswith("= 56 GFLOP/s")
+    with pytest.raises(ValueError, match="no bf16 matmul rate for onnxruntime"):
+        matmul_gflops("onnxruntime", "bf16")
