@@ -5,9 +5,9 @@
   CPU-only machine with onnxruntime-gpu installed gets the CPU provider and no CUDA warnings.
 - ``tensorrt``: an exported ``model.engine`` (tensorrt and a CUDA GPU needed).
 - ``auto``: the fastest one the artifact and the machine allow (``benchmarks/end_to_end.py``): TensorRT
-  on a GPU when an engine and tensorrt are present, then PyTorch (bf16) on CUDA; on CPU, ONNX Runtime
-  fp32 when ``model.onnx`` is present (exact, and it keeps decoding hidden behind compute: end to end
-  it beat bf16 PyTorch on an AMX CPU), else PyTorch: bf16 channels-last on a CPU with AMX, fp32 elsewhere.
+  on a GPU when an engine and tensorrt are present, then PyTorch (bf16) on CUDA; on a CPU with AMX,
+  PyTorch bf16 (with the space-to-depth stem: 2× ONNX Runtime fp32 end to end); on other CPUs ONNX
+  Runtime fp32 when ``model.onnx`` is present, else PyTorch fp32.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from actionkit.errors import ActionkitError
+from actionkit.hub import WEIGHTS_NAME
 from actionkit.models.fast_inference import SpaceToDepthStem, inference_copy
 
 BackendName = Literal["torch", "onnxruntime", "tensorrt", "auto"]
@@ -223,6 +224,8 @@ def choose_backend(name: str, folder: Path | None, device: torch.device, precisi
         if has(ENGINE_NAME) and tensorrt_importable():
             return "tensorrt"
         return "torch"
-    if precision in ("auto", "fp32") and has(ONNX_NAME) and onnxruntime_importable():
+    fp32_wanted = precision == "fp32" or (precision == "auto" and not cpu_has_bf16_matmul())
+    only_onnx = precision == "auto" and not has(WEIGHTS_NAME)
+    if has(ONNX_NAME) and onnxruntime_importable() and (fp32_wanted or only_onnx):
         return "onnxruntime"
     return "torch"

@@ -36,6 +36,7 @@ from conftest import CLIPS, EXPECTED_LABELS, require
 from test_training import tiny_data  # noqa: F401  (fixture)
 
 from actionkit import Recognizer
+from actionkit.backends import cpu_has_bf16_matmul
 from actionkit.hub import load_pretrained, model_config_of
 from actionkit.models.i3d import ConvBNReLU3d, MaxPool3dSame
 from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune
@@ -111,8 +112,10 @@ def test_recognizer_backends_and_precisions_agree_on_the_shared_clips(k400_expor
     by_torch = Recognizer.from_pretrained(out, backend="torch", device="cpu", precision="fp32").predict(videos, top_k=400)
     onnx_recognizer = Recognizer.from_pretrained(out, backend="onnxruntime", device="cpu")
     assert onnx_recognizer.backend_name == "onnxruntime"
-    # auto on CPU: ONNX Runtime when model.onnx is there; bf16 asked for: PyTorch
-    assert Recognizer.from_pretrained(out, device="cpu").backend_name == "onnxruntime"
+    # auto on CPU: PyTorch bf16 where AMX makes it fastest, else ONNX Runtime as model.onnx is there
+    auto = Recognizer.from_pretrained(out, device="cpu")
+    assert auto.backend_name == ("torch" if cpu_has_bf16_matmul() else "onnxruntime")
+    assert Recognizer.from_pretrained(out, device="cpu", precision="fp32").backend_name == "onnxruntime"
     assert Recognizer.from_pretrained(out, device="cpu", precision="bf16").backend_name == "torch"
     by_onnx = onnx_recognizer.predict(videos, top_k=400, batch_size=3)
     for a, b in zip(by_torch, by_onnx):

@@ -140,3 +140,25 @@ def test_compiled_torch_backend_matches_eager(k400_fast_dir: Path) -> None:
     compiled = Recognizer.from_pretrained(k400_fast_dir, device="cpu", precision="fp32", compile=True).predict(clip, top_k=3)[0]
     assert [p.label for p in compiled.predictions] == [p.label for p in eager.predictions]
     assert abs(compiled.top1.score - eager.top1.score) < 1e-4
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_auto_backend_follows_the_folder_the_device_and_the_cpu(tmp_path: Path, monkeypatch, amx: bool) -> None:
+    from actionkit import backends
+
+    monkeypatch.setattr(backends, "cpu_has_bf16_matmul", lambda: amx)  # the rule for both kinds of CPU
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "model.onnx").write_bytes(b"")
+    (export / "model.safetensors").write_bytes(b"")
+    only_onnx = tmp_path / "only_onnx"
+    only_onnx.mkdir()
+    (only_onnx / "model.onnx").write_bytes(b"")
+    assert backends.choose_backend("auto", export, cpu) == ("torch" if amx else "onnxruntime")
+    assert backends.choose_backend("auto", export, cpu, "fp32") == "onnxruntime"
+    assert backends.choose_backend("auto", export, cpu, "bf16") == "torch"
+    assert backends.choose_backend("auto", only_onnx, cpu) == "onnxruntime"
+    assert backends.choose_backend("auto", tmp_path, cpu) == "torch"  # nothing exported
+    assert backends.choose_backend("auto", export, cuda) == "torch"  # no engine here
+    assert backends.choose_backend("onnxruntime", export, cpu, "bf16") == "onnxruntime"  # asked for by name
