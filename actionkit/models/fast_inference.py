@@ -50,7 +50,8 @@ class SpaceToDepthStem(nn.Module):
     def __init__(self, block: FoldedConvReLU3d) -> None:
         super().__init__()
         if not self.applies_to(block):
-            raise ValueError("SpaceToDepthStem takes a folded stride-2 convolution with odd kernel sizes")
+            raise ValueError("SpaceToDepthStem takes a folded stride-2 convolution with odd kernel sizes and at most "
+                             f"{SPACE_TO_DEPTH_MAX_CHANNELS} input channels")
         conv = block.conv
         self.kernel: Triple = conv.kernel_size  # the original (odd) kernel, for the padding
         weight = F.pad(conv.weight.detach(), (0, 1, 0, 1, 0, 1))  # k -> k + 1 taps, the extra ones zero
