@@ -150,5 +150,6 @@ def test_cpu_rows_are_set_against_the_matmul_rate_measured_in_the_same_run() -> 
     assert lines[1].endswith("= 222 GFLOP/s, 100% of this CPU's fp32 matmul rate in torch (222 GFLOP/s, "
                              "measured in this run)")
     assert lines[2].endswith("= 56 GFLOP/s")
-    with pytest.raises(ValueError, match="no bf16 matmul rate for onnxruntime"):
-        matmul_gflops("onnxruntime", "bf16")
+    for library, precision in (("onnxruntime", "bf16"), ("torch", "fp16"), ("tensorrt", "fp32")):
+        with pytest.raises(ValueError, match=f"no {precision} matmul rate for {library}"):
+            matmul_gflops(library, precision)
