@@ -66,3 +66,15 @@ def cpu_matmul_rates(rows: Sequence[ModelSpeed]) -> dict[str, float]:
             except ImportError:
                 continue
     return rates
+
+
+def roofline_inputs(rows: Sequence[ModelSpeed], device: str | torch.device | None) -> tuple[str | None, dict[str, float]]:
+    """What :func:`actionkit.benchmark.format_roofline` sets ``rows`` against on ``device`` (default: CUDA
+    if present): on a GPU its name (for the data-sheet peak) and no rates; on CPU no name and this CPU's
+    matmul rates, measured now."""
+    from actionkit.predict import default_device
+
+    target = torch.device(device) if device else default_device()
+    if target.type == "cuda":
+        return torch.cuda.get_device_name(target), {}
+    return None, cpu_matmul_rates(rows) if target.type == "cpu" else {}

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from actionkit.benchmark import format_model_speed, format_roofline, model_speed, peak_tflops
-from actionkit.matmul_rate import cpu_matmul_rates
+from actionkit.matmul_rate import roofline_inputs
 
 
 def main() -> None:
@@ -41,9 +41,8 @@ def main() -> None:
     args = parser.parse_args()
     rows = model_speed(args.model, args.backends, args.precisions, args.batch_sizes, args.clip_lens,
                        device=args.device, repeats=args.repeats)
-    gpu = torch.cuda.get_device_name() if _on_gpu(args.device) else None
     print(format_model_speed(rows))
-    rates = {} if gpu else cpu_matmul_rates(rows)
+    gpu, rates = roofline_inputs(rows, args.device)
     print("\n" + format_roofline(rows, gpu, rates))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -52,10 +51,6 @@ def main() -> None:
                    "cpu_matmul_gflops": rates, "torch": torch.__version__}
         args.out.write_text(json.dumps({"machine": machine, "rows": [r.to_dict() for r in rows]}, indent=2) + "\n")
         print(f"wrote {args.out}")
-
-
-def _on_gpu(device: str | None) -> bool:
-    return torch.cuda.is_available() and (device is None or device.startswith("cuda"))
 
 
 if __name__ == "__main__":

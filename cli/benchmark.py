@@ -24,12 +24,11 @@ def benchmark(
 ) -> None:
     """Model-only seconds per clip for each backend × precision × clip length × batch size, and with
     --videos the end-to-end time of actionkit predict against the model alone on the same clips."""
-    import torch
     from rich.console import Console
 
     from actionkit.benchmark import end_to_end_speed, format_model_speed, format_roofline, model_speed
-    from actionkit.matmul_rate import cpu_matmul_rates
-    from actionkit.predict import Recognizer, default_device
+    from actionkit.matmul_rate import roofline_inputs
+    from actionkit.predict import Recognizer
 
     console = Console(soft_wrap=True)
     with user_errors():
@@ -37,9 +36,7 @@ def benchmark(
                            batch_sizes=batch_size or [1, 4, 8], clip_lens=clip_len or [32, 64], device=device,
                            repeats=repeats)
         console.print(format_model_speed(rows), markup=False)
-        target = torch.device(device) if device else default_device()
-        gpu = torch.cuda.get_device_name(target) if target.type == "cuda" else None
-        rates = cpu_matmul_rates(rows) if target.type == "cpu" else {}
+        gpu, rates = roofline_inputs(rows, device)
         console.print("\n" + format_roofline(rows, gpu, rates), markup=False)
         report: dict = {"model": model, "model_only": [r.to_dict() for r in rows]}
         if rates:

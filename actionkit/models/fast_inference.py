@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actionkit.models.i3d import FoldedConvReLU3d, MaxPool3dSame, Triple, fold_batch_norms, same_padding
+from actionkit.models.i3d import (FoldedConvReLU3d, MaxPool3dSame, Triple, _as_f_pad, fold_batch_norms,
+                                  same_padding)
 
 SPACE_TO_DEPTH_MAX_CHANNELS = 4  # stems with at most this many input channels are regrouped
 
@@ -79,7 +80,7 @@ class SpaceToDepthStem(nn.Module):
             outputs = -(-int(size) // 2)
             after += 2 * (outputs - 1) + kernel + 1 - (int(size) + before + after)  # even, for k + 1 taps
             pads.append((before, after))
-        x = F.pad(x, [p for pair in reversed(pads) for p in pair])
+        x = F.pad(x, _as_f_pad(pads))
         n, c, t, h, w = x.shape
         # (n, c·8, t/2, h/2, w/2) in the contiguous layout: copying straight into channels-last order moves
         # runs of 2 elements and measured 3× slower; the channels-last weight still makes the output
