@@ -39,10 +39,12 @@ from actionkit.backends import (
 )
 from actionkit.errors import ActionkitError
 from actionkit.hub import load_pretrained, model_config_of
+from actionkit.matmul_rate import matmul_flops, reference_calls
 from actionkit.predict import default_device
 from actionkit.progress import progress_bar
 
 BENCHMARK_BACKENDS = ("torch", "onnxruntime", "tensorrt")
+MATMULS_PER_ROUND = 3  # matrix products per library per round on CPU (about 0.1 s each)
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -59,6 +61,7 @@ class ModelSpeed:
     skipped: str | None = None
     best_seconds_per_clip: float | None = None  # the fastest call
     gflop_per_clip: float | None = None  # multiply-adds counted as 2 FLOPs
+    matmul_gflops: float | None = None  # on CPU: its library's matmul rate, timed in the same rounds
 
     @property
     def clips_per_second(self) -> float | None:
@@ -143,7 +146,8 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
     The timed calls are interleaved: each round times every configuration once, and each row reports the
     median over ``repeats`` rounds (and the fastest call), so a slow spell of the machine (other
     processes, a noisy neighbour on a shared host) weighs on every configuration alike and the ratios
-    between them hold.
+    between them hold. On CPU each round also times a matrix product in each measured backend's library
+    (:mod:`actionkit.matmul_rate`) ``MATMULS_PER_ROUND`` times; a row's ``matmul_gflops`` is the median.
     """
     target = torch.device(device) if device is not None else default_device()
     for name in backends:
@@ -176,6 +180,8 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
                                 inputs[shape] = torch.rand(batch_size, 3, clip_len, crop, crop, device=where) * 2 - 1
                             calls[key] = _call(runner, inputs[shape], target)
         times: dict[tuple[str, str, int, int], list[float]] = {key: [] for key in calls}
+        references = reference_calls([key[:2] for key in calls]) if target.type == "cpu" else {}
+        matmul_times: dict[tuple[str, str], list[float]] = {key: [] for key in references}
         with progress_bar("benchmarking", len(calls) * (warmup + repeats), progress and bool(calls)) as advance:
             for round_ in range(warmup + repeats):
                 for key, call in calls.items():
@@ -184,9 +190,16 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
                     if round_ >= warmup:
                         times[key].append((time.perf_counter() - started) / key[3])
                     advance()
+                for library, matmul in references.items():
+                    for _ in range(MATMULS_PER_ROUND):
+                        started = time.perf_counter()
+                        matmul()
+                        if round_ >= warmup:
+                            matmul_times[library].append(time.perf_counter() - started)
+    rates = {library: matmul_flops() / statistics.median(measured) / 1e9 for library, measured in matmul_times.items()}
     for key, measured in times.items():
         rows[key] = replace(rows[key], seconds_per_clip=statistics.median(measured),
-                            best_seconds_per_clip=min(measured))
+                            best_seconds_per_clip=min(measured), matmul_gflops=rates.get(key[:2]))
     return list(rows.values())
 
 
@@ -283,8 +296,8 @@ def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None,
                     matmul_rates: dict[str, float] | None = None) -> str:
     """One line per measured row: clips/s, achieved TFLOP/s and, on a GPU the peak table knows, the
     share of its data-sheet peak (the compute roofline: peak / FLOPs per clip = the most clips/s). On
-    CPU, ``matmul_rates`` (``"backend precision"`` -> GFLOP/s, :func:`actionkit.matmul_rate.cpu_matmul_rates`)
-    adds each row's share of its library's matmul rate measured in the same run."""
+    CPU, ``matmul_rates`` (``"backend precision"`` -> GFLOP/s, :func:`actionkit.matmul_rate.roofline_inputs`)
+    adds each row's share of its library's matmul rate timed in the same rounds."""
     lines = []
     for r in rows:
         if r.tflops is None:
@@ -299,7 +312,7 @@ def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None,
         rate = (matmul_rates or {}).get(f"{r.backend} {r.precision}")
         if rate:
             line += (f", {100 * r.tflops * 1000 / rate:.0f}% of this CPU's {r.precision} matmul rate in "
-                     f"{r.backend} ({rate:.0f} GFLOP/s, measured in this run)")
+                     f"{r.backend} ({rate:.0f} GFLOP/s, timed in the same rounds)")
         lines.append(line)
     return "\n".join(lines)
 

@@ -1,40 +1,56 @@
-"""This CPU's matrix-multiply rate, measured in the same run as a speed benchmark.
+"""This CPU's matrix-multiply rate, measured in the same rounds as a speed benchmark.
 
 A CPU has no data-sheet peak worth comparing with: on a shared or virtual host the clock, the cache and
 the memory bandwidth it gets drift over minutes (2× swings measured on the 2-core CI machine). So the
 speed benchmark also times a 2048² matrix product with the library each backend computes with (PyTorch's
-oneDNN / MKL, ONNX Runtime's MLAS) and reports each CPU row as a share of it: a ratio from one run,
-which holds while absolute seconds drift. A convolution network cannot beat its library's matmul rate.
+oneDNN / MKL, ONNX Runtime's MLAS) and reports each CPU row as a share of it. The product is timed in
+every round of :func:`actionkit.benchmark.model_speed`, between the configurations, so the rate and the
+rows see the same spells of the host. (Timed once after the rows, it came out in another spell: once
+at 170 GFLOP/s for ONNX Runtime, below the 186 its own convolutions had just reached.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from actionkit.benchmark import ModelSpeed, time_calls
+if TYPE_CHECKING:
+    from actionkit.benchmark import ModelSpeed
 
 MATMUL_SIZE = 2048
 _TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 MEASURABLE = {("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32")}  # (library, precision)
 
 
-def matmul_gflops(library: str, precision: str = "fp32", size: int = MATMUL_SIZE, repeats: int = 5) -> float:
-    """GFLOP/s of a ``size``² × ``size``² product in ``library`` (``torch`` in fp32 / bf16, ``onnxruntime``
-    in fp32), median of ``repeats`` calls after a warm-up, with each library's default threads."""
+def matmul_flops(size: int = MATMUL_SIZE) -> int:
+    """FLOPs of one ``size``² × ``size``² product (a multiply-add is 2)."""
+    return 2 * size**3
+
+
+def matmul_call(library: str, precision: str = "fp32", size: int = MATMUL_SIZE) -> Callable[[], Any]:
+    """A call computing one ``size``² × ``size``² product in ``library`` (``torch`` in fp32 / bf16,
+    ``onnxruntime`` in fp32) with the library's default threads; its inputs are made once, here.
+    ImportError when the ONNX Runtime graph cannot be built (no onnx package)."""
     if (library, precision) not in MEASURABLE:
         raise ValueError(f"no {precision} matmul rate for {library}")
-    flops = 2 * size**3
     if library == "torch":
         a = torch.randn(size, size, dtype=_TORCH_DTYPES[precision])
         b = torch.randn(size, size, dtype=_TORCH_DTYPES[precision])
-        return flops / time_calls(lambda: a @ b, repeats) / 1e9
+        return lambda: a @ b
     session = _onnxruntime_matmul(size)
     feeds = {name: np.random.rand(size, size).astype(np.float32) for name in ("a", "b")}
-    return flops / time_calls(lambda: session.run(None, feeds), repeats) / 1e9
+    return lambda: session.run(None, feeds)
+
+
+def matmul_gflops(library: str, precision: str = "fp32", size: int = MATMUL_SIZE, repeats: int = 5) -> float:
+    """GFLOP/s of a ``size``² × ``size``² product in ``library``, median of ``repeats`` calls after a
+    warm-up (a rate on its own; :func:`actionkit.benchmark.model_speed` times it among its rows)."""
+    from actionkit.benchmark import time_calls
+
+    return matmul_flops(size) / time_calls(matmul_call(library, precision, size), repeats) / 1e9
 
 
 def _onnxruntime_matmul(size: int) -> Any:
@@ -51,30 +67,28 @@ def _onnxruntime_matmul(size: int) -> Any:
     return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def cpu_matmul_rates(rows: Sequence[ModelSpeed]) -> dict[str, float]:
-    """``"backend precision"`` -> the GFLOP/s of that backend's library in that precision, for every
-    measured row a matmul rate exists for (torch fp32 / bf16, onnxruntime fp32; the ONNX Runtime rate
-    needs the onnx package to build its graph and is left out without it). Call on CPU runs only."""
-    rates: dict[str, float] = {}
-    for row in rows:
-        key = f"{row.backend} {row.precision}"
-        if row.seconds_per_clip is None or key in rates:
-            continue
-        if (row.backend, row.precision) in MEASURABLE:  # the torch and onnxruntime backends are their libraries
+def reference_calls(configurations: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Callable[[], Any]]:
+    """A matmul call per distinct (backend, precision) of ``configurations`` whose library has a rate
+    (torch fp32 / bf16, onnxruntime fp32; the ONNX Runtime one needs the onnx package to build its graph
+    and is left out without it). For CPU runs."""
+    calls: dict[tuple[str, str], Callable[[], Any]] = {}
+    for key in dict.fromkeys(configurations):
+        if key in MEASURABLE:
             try:
-                rates[key] = matmul_gflops(row.backend, row.precision)
+                calls[key] = matmul_call(*key)
             except ImportError:
                 continue
-    return rates
+    return calls
 
 
 def roofline_inputs(rows: Sequence[ModelSpeed], device: str | torch.device | None) -> tuple[str | None, dict[str, float]]:
     """What :func:`actionkit.benchmark.format_roofline` sets ``rows`` against on ``device`` (default: CUDA
-    if present): on a GPU its name (for the data-sheet peak) and no rates; on CPU no name and this CPU's
-    matmul rates, measured now."""
+    if present): on a GPU its name (for the data-sheet peak) and no rates; on CPU no name and the matmul
+    rates ``"backend precision"`` -> GFLOP/s that :func:`actionkit.benchmark.model_speed` timed among
+    the rows."""
     from actionkit.predict import default_device
 
     target = torch.device(device) if device else default_device()
     if target.type == "cuda":
         return torch.cuda.get_device_name(target), {}
-    return None, cpu_matmul_rates(rows) if target.type == "cpu" else {}
+    return None, {f"{r.backend} {r.precision}": r.matmul_gflops for r in rows if r.matmul_gflops}

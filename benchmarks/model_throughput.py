@@ -8,7 +8,7 @@ a dynamic clip length when the folder has no model.onnx), plus TensorRT where an
 are present. Random input; medians of ``--repeats`` calls after one warm-up call. Below the table, each
 row's achieved TFLOP/s (111 GFLOP per 32×224² clip, counted by PyTorch's FLOP counter) and, on a GPU
 the peak table in :mod:`actionkit.benchmark` knows, its share of the data-sheet peak; on CPU, its share
-of the matmul rate its library reaches in the same run (:mod:`actionkit.matmul_rate`). The GPU figure
+of the matmul rate its library reaches, timed in the same rounds (:mod:`actionkit.matmul_rate`). The GPU figure
 of the speed issue (batch 32, 32×224², bf16):
 
     python benchmarks/model_throughput.py --model K400_FOLDER --device cuda --backends torch \

@@ -6,7 +6,10 @@ against a linear probe on frozen Kinetics-400 features, on two splits.
 Splits (UT's labels.csv columns):
 - ``sequence``: train on sequences 1-8 and 11-14, validate on 9, 10, 15, 16 (72 / 24 clips; clips of one
   recording never straddle the split);
-- ``cross-domain``: train on set 1 (parking lot), validate on set 2 (lawn, wind, camera jitter), 60 / 36.
+- ``cross-domain``: train on set 1 (parking lot), validate on set 2 (lawn, wind, camera jitter), 60 / 36;
+- ``sequence-fold1`` to ``sequence-fold3`` (not run by default): the other three folds of a 4-fold
+  cross-validation by sequence of which ``sequence`` is the fourth, validating on sequences 1, 2, 11, 12;
+  3, 4, 13, 14; and 5-8 (24 clips each). ``ut_interaction_folds.py`` runs them and pools all four.
 
 Every variant uses the same recipe (one fixed set of options below, chosen before the comparison, not per
 variant). The defaults are reduced for a 2-core CPU: 16 frames every 4th frame (2.1 s of the 30 fps
@@ -39,6 +42,9 @@ from actionkit.train.tasks import TaskConfig
 
 DEFAULT_UT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ut_interaction"
 SPLITS = {"sequence": ("sequence", ["9", "10", "15", "16"]), "cross-domain": ("set", ["set2"])}
+SEQUENCE_FOLDS = {"sequence-fold1": ("sequence", ["1", "2", "11", "12"]),
+                  "sequence-fold2": ("sequence", ["3", "4", "13", "14"]),
+                  "sequence-fold3": ("sequence", ["5", "6", "7", "8"])}  # with "sequence", every clip validated once
 VARIANTS = {"plain": TaskConfig(),
             "self-distill": TaskConfig(self_distill=True),
             "rev2net": TaskConfig(rev2net=True),
@@ -73,7 +79,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--model", required=True, help="Kinetics-400 I3D Hub folder (actionkit convert ...)")
     parser.add_argument("--data", type=Path, default=DEFAULT_UT, help="UT-Interaction folder with labels.csv")
     parser.add_argument("--out", type=Path, default=Path("runs/ut_interaction"))
-    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=[*SPLITS, *SEQUENCE_FOLDS])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--clip-len", type=int, default=16)
     parser.add_argument("--frame-stride", type=int, default=4)
@@ -97,7 +103,7 @@ def _settings(args: argparse.Namespace) -> dict:
 
 
 def _data(args: argparse.Namespace, split: str) -> DataConfig:
-    split_by, val = SPLITS[split]
+    split_by, val = {**SPLITS, **SEQUENCE_FOLDS}[split]
     return DataConfig(args.data, split_by, val, clip_len=args.clip_len, frame_stride=args.frame_stride,
                       crop_size=args.crop_size, eval_clips=args.eval_clips, workers=args.workers,
                       flow_cache=args.out / "flow-cache", head_init=args.head_init)

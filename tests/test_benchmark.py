@@ -63,6 +63,10 @@ def test_cli_times_torch_and_onnxruntime_and_says_why_it_skips(k400_fast_dir: Pa
     assert "| torch | fp32 | 16 |" in result.stdout and "skipped: no bf16 ONNX" in result.stdout
     assert all(r["gflop_per_clip"] == pytest.approx(55.58, abs=0.01) for r in rows)  # 16 frames: half of 32's
     assert "torch fp32 16×224² batch 1:" in result.stdout and "× 55.6 GFLOP = " in result.stdout
+    measured = {key: row["matmul_gflops"] for key, row in by_key.items() if row["skipped"] is None}
+    assert all(1 < rate < 1e5 for rate in measured.values())  # timed among the rows, for every measured row
+    assert all(row["matmul_gflops"] is None for row in rows if row["skipped"])
+    assert "of this CPU's fp32 matmul rate in onnxruntime" in result.stdout
 
 
 def test_unknown_backend_is_a_clear_error(k400_fast_dir: Path) -> None:
@@ -133,22 +137,27 @@ def test_roofline_lines_set_achieved_flops_against_the_gpu_peak() -> None:
     assert format_roofline(rows[1:2]) == "torch fp32 32×224² batch 1: 2.0 clips/s × 111.2 GFLOP = 222 GFLOP/s"
 
 
-def test_cpu_rows_are_set_against_the_matmul_rate_measured_in_the_same_run() -> None:
-    from actionkit.matmul_rate import cpu_matmul_rates, matmul_gflops
+def test_cpu_rows_are_set_against_the_matmul_rate_timed_in_the_same_rounds() -> None:
+    from actionkit.matmul_rate import matmul_flops, matmul_gflops, reference_calls, roofline_inputs
 
-    rows = [ModelSpeed("onnxruntime", "fp32", 32, 1, 224, seconds_per_clip=0.75, gflop_per_clip=111.15),
-            ModelSpeed("torch", "fp32", 32, 1, 224, seconds_per_clip=0.5, gflop_per_clip=111.15),
+    configurations = [("onnxruntime", "fp32"), ("torch", "fp32"), ("torch", "fp16"), ("torch", "fp32")]
+    calls = reference_calls(configurations)
+    assert set(calls) == {("onnxruntime", "fp32"), ("torch", "fp32")}  # no fp16 CPU rate; one call per library
+    assert calls[("torch", "fp32")]().shape == (2048, 2048) and matmul_flops() == 2 * 2048**3
+    assert 1 < matmul_gflops("onnxruntime", "fp32", size=256, repeats=2) < 1e5  # a real product's GFLOP/s
+    rows = [ModelSpeed("onnxruntime", "fp32", 32, 1, 224, seconds_per_clip=0.75, gflop_per_clip=111.15,
+                       matmul_gflops=164.7),
+            ModelSpeed("torch", "fp32", 32, 1, 224, seconds_per_clip=0.5, gflop_per_clip=111.15, matmul_gflops=222.3),
             ModelSpeed("torch", "fp16", 32, 1, 224, seconds_per_clip=2.0, gflop_per_clip=111.15),
             ModelSpeed("onnxruntime", "bf16", 32, 1, 224, skipped="no bf16 ONNX")]
-    rates = cpu_matmul_rates(rows)
-    assert set(rates) == {"onnxruntime fp32", "torch fp32"}  # no fp16 CPU rate; skipped rows need none
-    assert all(1 < rate < 1e5 for rate in rates.values())  # measured: GFLOP/s of a real 2048² product
-    lines = format_roofline(rows, None, {"onnxruntime fp32": 164.7, "torch fp32": 222.3}).splitlines()
+    gpu, rates = roofline_inputs(rows, "cpu")
+    assert gpu is None and rates == {"onnxruntime fp32": 164.7, "torch fp32": 222.3}
+    lines = format_roofline(rows, gpu, rates).splitlines()
     # 111.15 GFLOP / 0.75 s = 148.2 GFLOP/s = 90% of 164.7
     assert lines[0] == ("onnxruntime fp32 32×224² batch 1: 1.3 clips/s × 111.2 GFLOP = 148 GFLOP/s, 90% of this "
-                        "CPU's fp32 matmul rate in onnxruntime (165 GFLOP/s, measured in this run)")
+                        "CPU's fp32 matmul rate in onnxruntime (165 GFLOP/s, timed in the same rounds)")
     assert lines[1].endswith("= 222 GFLOP/s, 100% of this CPU's fp32 matmul rate in torch (222 GFLOP/s, "
-                             "measured in this run)")
+                             "timed in the same rounds)")
     assert lines[2].endswith("= 56 GFLOP/s")
     for library, precision in (("onnxruntime", "bf16"), ("torch", "fp16"), ("tensorrt", "fp32")):
         with pytest.raises(ValueError, match=f"no {precision} matmul rate for {library}"):

@@ -1,0 +1,88 @@
+"""The UT-Interaction comparison by sequence as a 4-fold cross-validation: every clip validated once.
+
+    python benchmarks/ut_interaction_folds.py --model K400_FOLDER --out runs/ut_interaction
+
+The ``sequence`` split of ``ut_interaction.py`` validates on 24 clips (sequences 9, 10, 15, 16), so one
+clip is 4.2 points. Its three sibling folds (``sequence-fold1`` to ``-fold3``: sequences 1, 2, 11, 12;
+3, 4, 13, 14; 5-8) cover the other 72 clips, with the same recipe, the same baseline and the rule that
+no recording straddles train and validation. This script runs the four folds through
+``ut_interaction.py`` in one process (with ``--out`` of an earlier run, its finished folds are kept) and
+pools them: each variant's top-1 over all 96 clips, per fold, and its lead over the linear probe.
+Options after ``--`` go to ``ut_interaction.py`` unchanged. Results: ``OUT/folds.json`` and a Markdown
+table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ut_interaction import DEFAULT_UT, SEQUENCE_FOLDS, SPLITS
+
+SCRIPT = Path(__file__).with_name("ut_interaction.py")
+FOLDS = {"sequence": SPLITS["sequence"], **SEQUENCE_FOLDS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="Kinetics-400 I3D Hub folder")
+    parser.add_argument("--data", type=Path, default=DEFAULT_UT, help="UT-Interaction folder with labels.csv")
+    parser.add_argument("--out", type=Path, default=Path("runs/ut_interaction"))
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="-- then options for ut_interaction.py")
+    args = parser.parse_args()
+    extra = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    command = [sys.executable, str(SCRIPT), "--model", args.model, "--data", str(args.data),
+               "--out", str(args.out), "--splits", *FOLDS, *extra]
+    print(" ".join(command), flush=True)
+    subprocess.run(command, check=True)
+    results = json.loads((args.out / "results.json").read_text())
+    pooled = pool_folds(results, fold_sizes(args.data))
+    (args.out / "folds.json").write_text(json.dumps(pooled, indent=2) + "\n")
+    print(format_folds(pooled))
+
+
+def fold_sizes(root: Path) -> dict[str, int]:
+    """Validation clips per fold, from UT's ``labels.csv``."""
+    with open(root / "labels.csv", newline="") as f:
+        sequences = [row["sequence"] for row in csv.DictReader(f)]
+    return {fold: sum(sequence in val for sequence in sequences) for fold, (_, val) in FOLDS.items()}
+
+
+def pool_folds(results: dict[str, dict], sizes: dict[str, int]) -> dict[str, dict]:
+    """variant -> top-1 per fold, top-1 over the folds' pooled clips, and its lead over the baseline.
+
+    A variant enters only when every fold has it. Pooled top-1 weights each fold by its clip count, so
+    it is the share of all validation clips classified correctly.
+    """
+    variants = {key.split("/", 1)[1] for key in results if "/" in key}
+    pooled = {}
+    for variant in sorted(variants, key=lambda v: (v != "baseline", v)):
+        per_fold = {fold: results.get(f"{fold}/{variant}", {}).get("top1") for fold in sizes}
+        if any(value is None for value in per_fold.values()):
+            continue
+        correct = sum(per_fold[fold] * sizes[fold] for fold in sizes)
+        pooled[variant] = {"top1_per_fold": per_fold, "top1": correct / sum(sizes.values()),
+                           "clips": sum(sizes.values())}
+    baseline = pooled.get("baseline")
+    for variant, row in pooled.items():
+        row["vs_baseline"] = row["top1"] - baseline["top1"] if baseline and variant != "baseline" else None
+    return pooled
+
+
+def format_folds(pooled: dict[str, dict]) -> str:
+    folds = list(next(iter(pooled.values()))["top1_per_fold"]) if pooled else []
+    lines = [f"| variant | {' | '.join(folds)} | all {next(iter(pooled.values()))['clips'] if pooled else 0} clips "
+             "| − baseline |", "|---|" + "---|" * len(folds) + "---|---|"]
+    for variant, row in pooled.items():
+        cells = " | ".join(f"{100 * v:.1f}%" for v in row["top1_per_fold"].values())
+        lead = "" if row["vs_baseline"] is None else f"{100 * row['vs_baseline']:+.1f}"
+        lines.append(f"| {variant} | {cells} | {100 * row['top1']:.1f}% | {lead} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
