@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ut_interaction import DEFAULT_UT, SEQUENCE_FOLDS, SPLITS
+from ut_interaction import DEFAULT_UT, SEQUENCE_FOLDS, SPLITS, VARIANTS
 
 SCRIPT = Path(__file__).with_name("ut_interaction.py")
 FOLDS = {"sequence": SPLITS["sequence"], **SEQUENCE_FOLDS}
@@ -58,9 +58,10 @@ def pool_folds(results: dict[str, dict], sizes: dict[str, int]) -> dict[str, dic
     A variant enters only when every fold has it. Pooled top-1 weights each fold by its clip count, so
     it is the share of all validation clips classified correctly.
     """
-    variants = {key.split("/", 1)[1] for key in results if "/" in key}
+    present = {key.split("/", 1)[1] for key in results if "/" in key}
+    order = ["baseline", *VARIANTS]  # the baseline, then the variants in ut_interaction.py's order
     pooled = {}
-    for variant in sorted(variants, key=lambda v: (v != "baseline", v)):
+    for variant in sorted(present, key=lambda v: (order.index(v) if v in order else len(order), v)):
         per_fold = {fold: results.get(f"{fold}/{variant}", {}).get("top1") for fold in sizes}
         if any(value is None for value in per_fold.values()):
             continue

@@ -32,8 +32,9 @@ def test_pooled_top1_is_the_share_of_all_clips_and_needs_every_fold() -> None:
     results |= {"sequence/plain": {"top1": 18 / 24}, "sequence-fold1/plain": {"top1": 12 / 24},
                 "sequence-fold2/plain": {"top1": 12 / 12}, "sequence-fold3/plain": {"top1": 0.0},
                 "sequence/rev2net": {"top1": 1.0}, "_settings": {}}  # rev2net: one fold only
+    results |= {f"{fold}/self-distill": {"top1": 0.5} for fold in sizes}
     pooled = pool_folds(results, sizes)
-    assert list(pooled) == ["baseline", "plain"]
+    assert list(pooled) == ["baseline", "plain", "self-distill"]
     assert pooled["plain"]["top1"] == pytest.approx((18 + 12 + 12 + 0) / 96)
     assert pooled["plain"]["vs_baseline"] == pytest.approx(42 / 96 - 0.5)
     assert pooled["baseline"]["vs_baseline"] is None
