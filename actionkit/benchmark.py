@@ -292,12 +292,11 @@ def format_model_speed(rows: Sequence[ModelSpeed]) -> str:
     return "\n".join(lines)
 
 
-def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None,
-                    matmul_rates: dict[str, float] | None = None) -> str:
+def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None) -> str:
     """One line per measured row: clips/s, achieved TFLOP/s and, on a GPU the peak table knows, the
-    share of its data-sheet peak (the compute roofline: peak / FLOPs per clip = the most clips/s). On
-    CPU, ``matmul_rates`` (``"backend precision"`` -> GFLOP/s, :func:`actionkit.matmul_rate.roofline_inputs`)
-    adds each row's share of its library's matmul rate timed in the same rounds."""
+    share of its data-sheet peak (the compute roofline: peak / FLOPs per clip = the most clips/s). A
+    row with a ``matmul_gflops`` (CPU runs of :func:`model_speed`) adds its share of its library's
+    matmul rate timed in the same rounds."""
     lines = []
     for r in rows:
         if r.tflops is None:
@@ -309,7 +308,7 @@ def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None,
         if peak:
             ceiling = peak * 1000 / r.gflop_per_clip
             line += f", {100 * r.tflops / peak:.1f}% of the {peak:g} TFLOP/s peak (roofline {ceiling:.0f} clips/s)"
-        rate = (matmul_rates or {}).get(f"{r.backend} {r.precision}")
+        rate = r.matmul_gflops
         if rate:
             line += (f", {100 * r.tflops * 1000 / rate:.0f}% of this CPU's {r.precision} matmul rate in "
                      f"{r.backend} ({rate:.0f} GFLOP/s, timed in the same rounds)")

@@ -82,10 +82,10 @@ def reference_calls(configurations: Sequence[tuple[str, str]]) -> dict[tuple[str
 
 
 def roofline_inputs(rows: Sequence[ModelSpeed], device: str | torch.device | None) -> tuple[str | None, dict[str, float]]:
-    """What :func:`actionkit.benchmark.format_roofline` sets ``rows`` against on ``device`` (default: CUDA
-    if present): on a GPU its name (for the data-sheet peak) and no rates; on CPU no name and the matmul
-    rates ``"backend precision"`` -> GFLOP/s that :func:`actionkit.benchmark.model_speed` timed among
-    the rows."""
+    """For the roofline lines and the report on ``device`` (default: CUDA if present): on a GPU its name
+    (for :func:`actionkit.benchmark.format_roofline`'s data-sheet peak) and no rates; on CPU no name and
+    the matmul rates ``"backend precision"`` -> GFLOP/s that :func:`actionkit.benchmark.model_speed`
+    timed among the rows (each row also carries its own)."""
     from actionkit.predict import default_device
 
     target = torch.device(device) if device else default_device()

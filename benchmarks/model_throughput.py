@@ -43,7 +43,7 @@ def main() -> None:
                        device=args.device, repeats=args.repeats)
     print(format_model_speed(rows))
     gpu, rates = roofline_inputs(rows, args.device)
-    print("\n" + format_roofline(rows, gpu, rates))
+    print("\n" + format_roofline(rows, gpu))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),

@@ -131,7 +131,7 @@ def _baseline(args: argparse.Namespace, split: str) -> dict:
     index = scan_dataset(data.root, split_by=data.split_by, val=data.val)
     report = check_dataset(index, workers=args.workers)
     preprocessing = evaluation_preprocessing(encoder.pretrained_cfg.preprocessing, data)  # as the fine-tuned runs
-    sequence_of = _sequences(args.data)
+    sequence_of = sequence_of_clips(args.data)
     features, labels, groups = {}, {}, {}
     for part in ("train", "val"):
         samples = report.training_samples(part)
@@ -150,7 +150,8 @@ def _baseline(args: argparse.Namespace, split: str) -> dict:
             "preprocessing": asdict(preprocessing)}
 
 
-def _sequences(root: Path) -> dict[Path, str]:
+def sequence_of_clips(root: Path) -> dict[Path, str]:
+    """Each clip's resolved path -> its recording sequence, from UT's ``labels.csv``."""
     with open(root / "labels.csv", newline="") as f:
         return {(root / row["path"]).resolve(): row["sequence"] for row in csv.DictReader(f)}
 

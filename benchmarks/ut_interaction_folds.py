@@ -15,13 +15,12 @@ table on stdout.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from ut_interaction import DEFAULT_UT, SEQUENCE_FOLDS, SPLITS, VARIANTS
+from ut_interaction import DEFAULT_UT, SEQUENCE_FOLDS, SPLITS, VARIANTS, sequence_of_clips
 
 SCRIPT = Path(__file__).with_name("ut_interaction.py")
 FOLDS = {"sequence": SPLITS["sequence"], **SEQUENCE_FOLDS}
@@ -47,8 +46,7 @@ def main() -> None:
 
 def fold_sizes(root: Path) -> dict[str, int]:
     """Validation clips per fold, from UT's ``labels.csv``."""
-    with open(root / "labels.csv", newline="") as f:
-        sequences = [row["sequence"] for row in csv.DictReader(f)]
+    sequences = list(sequence_of_clips(root).values())
     return {fold: sum(sequence in val for sequence in sequences) for fold, (_, val) in FOLDS.items()}
 
 
@@ -75,9 +73,10 @@ def pool_folds(results: dict[str, dict], sizes: dict[str, int]) -> dict[str, dic
 
 
 def format_folds(pooled: dict[str, dict]) -> str:
-    folds = list(next(iter(pooled.values()))["top1_per_fold"]) if pooled else []
-    lines = [f"| variant | {' | '.join(folds)} | all {next(iter(pooled.values()))['clips'] if pooled else 0} clips "
-             "| − baseline |", "|---|" + "---|" * len(folds) + "---|---|"]
+    first = next(iter(pooled.values()), {"top1_per_fold": {}, "clips": 0})
+    folds = list(first["top1_per_fold"])
+    lines = [f"| variant | {' | '.join(folds)} | all {first['clips']} clips | − baseline |",
+             "|---|" + "---|" * len(folds) + "---|---|"]
     for variant, row in pooled.items():
         cells = " | ".join(f"{100 * v:.1f}%" for v in row["top1_per_fold"].values())
         lead = "" if row["vs_baseline"] is None else f"{100 * row['vs_baseline']:+.1f}"

@@ -37,7 +37,7 @@ def benchmark(
                            repeats=repeats)
         console.print(format_model_speed(rows), markup=False)
         gpu, rates = roofline_inputs(rows, device)
-        console.print("\n" + format_roofline(rows, gpu, rates), markup=False)
+        console.print("\n" + format_roofline(rows, gpu), markup=False)
         report: dict = {"model": model, "model_only": [r.to_dict() for r in rows]}
         if rates:
             report["cpu_matmul_gflops"] = rates

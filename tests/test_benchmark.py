@@ -152,7 +152,7 @@ def test_cpu_rows_are_set_against_the_matmul_rate_timed_in_the_same_rounds() -> 
             ModelSpeed("onnxruntime", "bf16", 32, 1, 224, skipped="no bf16 ONNX")]
     gpu, rates = roofline_inputs(rows, "cpu")
     assert gpu is None and rates == {"onnxruntime fp32": 164.7, "torch fp32": 222.3}
-    lines = format_roofline(rows, gpu, rates).splitlines()
+    lines = format_roofline(rows, gpu).splitlines()
     # 111.15 GFLOP / 0.75 s = 148.2 GFLOP/s = 90% of 164.7
     assert lines[0] == ("onnxruntime fp32 32×224² batch 1: 1.3 clips/s × 111.2 GFLOP = 148 GFLOP/s, 90% of this "
                         "CPU's fp32 matmul rate in onnxruntime (165 GFLOP/s, timed in the same rounds)")
