@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from actionkit.config import PreprocessConfig
 from actionkit.data.sampling import random_clip
 from actionkit.data.transforms import (AugmentConfig, CropBox, color_jitter, crop_and_resize,
                                        flow_geometry_scale, random_crop_box, to_model_input)
-from actionkit.data.video import probe_video, read_frames
+from actionkit.data.video import DecodeThreads, probe_video, read_frames
 from actionkit.data.views import evaluation_views
 
 from actionkit.data.flow import dequantize_flow
@@ -91,12 +91,13 @@ class ClipDataset(Dataset):
         sample = self.samples[index]
         total = self.num_frames(sample.path)
         if not self.train:
-            views, _ = evaluation_views(lambda wanted: read_frames(sample.path, wanted), total, self.eval_preprocessing)
+            views, _ = evaluation_views(lambda wanted: read_frames(sample.path, wanted, self._decode_threads), total,
+                                        self.eval_preprocessing)
             return {"frames": views, "label": sample.label, "index": index}
 
         rng = np.random.default_rng([self.seed, epoch, index])
         indices = random_clip(total, self.clips.clip_len, self.clips.frame_stride, rng, self.clips.jitter).clips[0]
-        raw = torch.from_numpy(read_frames(sample.path, indices)).permute(0, 3, 1, 2)  # T×3×H×W
+        raw = torch.from_numpy(read_frames(sample.path, indices, self._decode_threads)).permute(0, 3, 1, 2)  # T×3×H×W
         box = random_crop_box(raw.shape[-2], raw.shape[-1], self.clips.augment, rng)
         frames = color_jitter(crop_and_resize(raw, box, self.clips.augment.crop_size),
                               self.clips.augment.color_jitter, rng)
@@ -104,6 +105,11 @@ class ClipDataset(Dataset):
         if self.flow_cache is not None:
             item.update(self._flow_targets(sample.path, indices, box))
         return item
+
+    @property
+    def _decode_threads(self) -> DecodeThreads:
+        """In a DataLoader worker (one of several decoding at once) without frame threads, which cost CPU."""
+        return "SLICE" if get_worker_info() is not None else "AUTO"
 
     def _flow_targets(self, path: Path, indices: np.ndarray, box: CropBox) -> dict[str, torch.Tensor]:
         """Flow i of the clip = video flow idx_i -> idx_i + 1 (the last frame reuses the last flow)."""
