@@ -96,6 +96,7 @@ class TorchBackend:
         # A space-to-depth stem regroups the clip itself; converting it to channels-last first is a wasted copy.
         regrouped = any(isinstance(module, SpaceToDepthStem) for module in runnable.modules())
         self._input_channels_last = channels_last and not regrouped
+        self.compiled = compile
         if compile:
             mode = "reduce-overhead" if device.type == "cuda" else None
             self._run = torch.compile(self._run, mode=mode, dynamic=False)

@@ -318,7 +318,8 @@ def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None) 
 
 @dataclass(frozen=True)
 class EndToEndSpeed:
-    """``Recognizer.predict`` over videos against the model alone on the same clips and batches."""
+    """``Recognizer.predict`` over videos against the model alone on the same clips in the same batches:
+    medians over rounds that time one after the other."""
 
     videos: int
     clips: int
@@ -327,41 +328,71 @@ class EndToEndSpeed:
     precision: str
     seconds: float
     model_only_seconds: float
+    rounds: int = 1
+    overhead_per_round: tuple[float, ...] = ()
+    batch_sizes: tuple[int, ...] = ()  # the batches predict() ran in its median round
+    load_cpu_seconds: float = 0.0  # CPU time decoding and cropping all the videos takes, timed alone
+    device_type: str = "cpu"
+    cores: int = 1
+
+    @property
+    def overhead_floor(self) -> float:
+        """What loading must add when the model runs on the CPU and keeps every core busy: its CPU time
+        spread over all the cores, over the model's time (gaps the model leaves can bring the real
+        overhead below this; contention pushes it above). 0 when the model runs on a GPU."""
+        if self.device_type != "cpu" or not self.model_only_seconds:
+            return 0.0
+        return self.load_cpu_seconds / (self.cores * self.model_only_seconds)
 
     @property
     def overhead(self) -> float:
-        """How much longer end to end takes than the model alone (0.1 = 10%)."""
+        """How much longer end to end takes than the model alone (0.1 = 10%): with several rounds, the
+        median of each round's own ratio, which a slow spell hitting one side of one round does not move."""
+        if self.overhead_per_round:
+            return statistics.median(self.overhead_per_round)
         return self.seconds / self.model_only_seconds - 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "overhead": self.overhead, "seconds_per_video": self.seconds / self.videos}
+        out = asdict(self)
+        out["overhead_per_round"] = list(self.overhead_per_round)
+        out["batch_sizes"] = list(self.batch_sizes)
+        return {**out, "overhead": self.overhead, "overhead_floor": self.overhead_floor,
+                "seconds_per_video": self.seconds / self.videos}
 
 
 def end_to_end_speed(recognizer: Any, videos: Sequence[str | os.PathLike], batch_size: int = 4,
-                     repeats: int = 1) -> EndToEndSpeed:
-    """Time ``recognizer.predict(videos)`` (after one warm-up batch) and the model-only time of the same
-    clips in the same batches, decoded beforehand."""
+                     repeats: int = 3) -> EndToEndSpeed:
+    """Time ``recognizer.predict(videos)`` against the model alone, in ``repeats`` rounds (after one
+    warm-up batch). Each round runs predict, then the model on the same clips (decoded beforehand) in
+    the batches predict formed that round (it runs a batch early rather than idle while a video
+    decodes), so both sides of a round see the same spell of a shared machine. The videos' loading is
+    also timed alone, in CPU seconds, for :attr:`EndToEndSpeed.overhead_floor`."""
     paths = [str(v) for v in videos]
-    prepared = [recognizer._load(i, name, video, (None, None))
-                for i, (name, video) in enumerate(recognizer._named_inputs(paths))]
+    named = recognizer._named_inputs(paths)
+    for i, (name, video) in enumerate(named):  # warm the file cache
+        recognizer._load(i, name, video, (None, None))
+    started = time.process_time()
+    prepared = [recognizer._load(i, name, video, (None, None)) for i, (name, video) in enumerate(named)]
+    load_cpu_seconds = time.process_time() - started
     clips = torch.cat([p.clips for p in prepared])
-    batches = [clips[i:i + batch_size] for i in range(0, len(clips), batch_size)]
-    recognizer._infer(batches[0])  # warm-up: allocator, kernels, thread pools
-    synchronize = (lambda: _synchronize(recognizer.device))
-
-    def model_only() -> None:
-        for batch in batches:
-            recognizer._infer(batch)
-        synchronize()
-
-    def end_to_end() -> None:
+    recognizer._infer(clips[:batch_size])  # warm-up: allocator, kernels, thread pools
+    rounds: list[tuple[float, float, tuple[int, ...]]] = []
+    for _ in range(max(1, repeats)):
+        started = time.perf_counter()
         results = recognizer.predict(paths, batch_size=batch_size)
+        seconds = time.perf_counter() - started
         failed = [r for r in results if not r.ok]
         if failed:
             raise ActionkitError(f"{failed[0].video}: {failed[0].error}")
-
-    model_seconds = time_calls(model_only, repeats, warmup=0)
-    seconds = time_calls(end_to_end, repeats, warmup=0)
+        sizes = tuple(recognizer.last_batch_sizes)
+        started = time.perf_counter()
+        for batch in torch.split(clips, list(sizes)):
+            recognizer._infer(batch)
+        _synchronize(recognizer.device)
+        rounds.append((seconds, time.perf_counter() - started, sizes))
+    median_round = sorted(rounds)[len(rounds) // 2]
     precision = getattr(recognizer.backend, "precision", "fp32")
-    return EndToEndSpeed(len(paths), len(clips), batch_size, recognizer.backend_name, precision, seconds,
-                         model_seconds)
+    return EndToEndSpeed(len(paths), len(clips), batch_size, recognizer.backend_name, precision,
+                         statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds),
+                         len(rounds), tuple(e / m - 1.0 for e, m, _ in rounds), median_round[2],
+                         load_cpu_seconds, recognizer.device.type, os.cpu_count() or 1)

@@ -8,8 +8,6 @@ range is applied on the model's device) -> postprocess (mean of the clip probabi
 from __future__ import annotations
 
 import os
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence, Union
@@ -35,6 +33,7 @@ from actionkit.data.sampling import plan_clips
 from actionkit.data.views import evaluation_views
 from actionkit.errors import ActionkitError, VideoError
 from actionkit.hub import CONFIG_NAME, load_pretrained, model_config_of
+from actionkit.load_ahead import decode_threads, load_ahead
 from actionkit.models.i3d import I3D
 from actionkit.progress import progress_bar
 from actionkit.timeline_refine import DEFAULT_REFINE_WINDOW
@@ -112,6 +111,7 @@ class Recognizer:
                 raise ValueError("a backend needs its ModelConfig (labels and preprocessing)")
             self.config, self.backend = config, model
         self.device = self.backend.device
+        self.last_batch_sizes: list[int] = []  # clips in each batch of the latest predict(), in order
 
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, device: str | torch.device | None = None,
@@ -162,11 +162,12 @@ class Recognizer:
         """Top-k labels for each video, in input order.
 
         ``videos``: file paths, folders (expanded to the videos inside), or uint8 T×H×W×3 arrays.
-        ``batch_size`` counts clips; clips of different videos share a batch. ``num_clips`` overrides
-        the config's clips per video and ``num_crops`` (1 or 3) its crops; every clip × crop is scored
-        and the probabilities are averaged. With ``on_error="report"`` a
-        bad video gets a result whose ``error`` says what is wrong and the others are still predicted;
-        ``"raise"`` raises its :class:`VideoError` instead.
+        ``batch_size`` counts clips; clips of different videos share a batch, and a batch runs before it
+        is full when the next video is still decoding, so the model does not idle (not with ``compile``,
+        which keeps batch shapes few). ``num_clips`` overrides the config's clips per video and
+        ``num_crops`` (1 or 3) its crops; every clip × crop is scored and the probabilities are averaged.
+        With ``on_error="report"`` a bad video gets a result whose ``error`` says what is wrong and the
+        others are still predicted; ``"raise"`` raises its :class:`VideoError` instead.
         """
         if top_k < 1 or batch_size < 1:
             raise ValueError("top_k and batch_size must be at least 1")
@@ -178,7 +179,10 @@ class Recognizer:
         expected: dict[int, int] = {}
         pending: list[tuple[int, torch.Tensor]] = []  # (video index, one clip T×3×H×W)
 
+        self.last_batch_sizes = []
+
         def flush() -> None:
+            self.last_batch_sizes.append(len(pending))
             batch = torch.stack([clip for _, clip in pending])
             probs = self._infer(batch)
             for (owner, _), p in zip(pending, probs):
@@ -187,12 +191,18 @@ class Recognizer:
                     results[owner].predictions = self._top_k(torch.stack(probabilities.pop(owner)), top_k)
             pending.clear()
 
+        early = self._runs_partial_batches
         with progress_bar("predicting", len(inputs), progress) as advance:
-            for item in self._load_ahead(inputs, (num_clips, num_crops), ahead=max(2, batch_size)):
-                if isinstance(item, tuple):  # (index, VideoError)
-                    index, error = item
+            views = (num_clips, num_crops)
+            for index, loading in load_ahead(lambda i, named: self._load(i, *named, views), inputs,
+                                             ahead=max(2, batch_size), model_on_cpu=self.device.type == "cpu"):
+                if early and pending and not loading.done():
+                    flush()  # the model would wait for this video: run the clips already loaded meanwhile
+                try:
+                    item = loading.result()
+                except VideoError as error:
                     if on_error == "raise":
-                        raise error
+                        raise
                     results[index].error = str(error)
                     advance()
                     continue
@@ -263,7 +273,8 @@ class Recognizer:
             frames = as_frames(video, name)
             num_frames, frames_at = len(frames), (lambda wanted: frames[wanted])
         else:
-            num_frames, decoded = read_planned_frames(video, lambda count: plan_clips(count, pre, num_clips).frames)
+            num_frames, decoded = read_planned_frames(video, lambda count: plan_clips(count, pre, num_clips).frames,
+                                                      threads=decode_threads())
             frames_at = (lambda wanted: np.stack([decoded[int(i)] for i in wanted]))
         clips, looped = evaluation_views(frames_at, num_frames, pre, num_clips, num_crops)
         warnings = []
@@ -272,26 +283,11 @@ class Recognizer:
                             "the video was looped to fill it")
         return _PreparedVideo(index, clips, warnings)
 
-    def _load_ahead(self, inputs: list[tuple[str, VideoInput]], views: tuple[int | None, int | None],
-                    ahead: int) -> Iterator[_PreparedVideo | tuple[int, VideoError]]:
-        """Yield prepared videos in order while the next ``ahead`` load in background threads."""
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="actionkit-load") as pool:
-            queue: deque[tuple[int, Future]] = deque()
-            todo = iter(enumerate(inputs))
-            for index, (name, video) in todo:
-                queue.append((index, pool.submit(self._load, index, name, video, views)))
-                if len(queue) >= ahead:
-                    break
-            while queue:
-                index, future = queue.popleft()
-                next_item = next(todo, None)
-                if next_item is not None:
-                    i, (name, video) = next_item
-                    queue.append((i, pool.submit(self._load, i, name, video, views)))
-                try:
-                    yield future.result()
-                except VideoError as error:
-                    yield index, error
+    @property
+    def _runs_partial_batches(self) -> bool:
+        """Whether a batch may run before it is full, as soon as the model would otherwise wait for
+        decoding: yes, except for a compiled model, which keeps to few batch shapes (each new one compiles)."""
+        return not getattr(self.backend, "compiled", False)
 
     @property
     def model(self) -> I3D:

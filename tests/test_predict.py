@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from actionkit import Recognizer
+from actionkit import I3D, Recognizer
 from actionkit.backends import cpu_has_bf16_matmul
 from actionkit.cli.app import app
+from actionkit.load_ahead import LOADER_NICENESS
 
 from conftest import CLIPS, EXPECTED_LABELS, REFERENCE, require
 
@@ -67,6 +69,54 @@ def test_frame_arrays_and_mixed_batches_match_single_videos(k400_fast_dir: Path)
     for a, b in zip(together, alone):
         assert [p.label for p in a.predictions] == [p.label for p in b.predictions]
         assert np.allclose([p.score for p in a.predictions], [p.score for p in b.predictions], atol=1e-5)
+
+
+class _SecondVideoWaitsForTheModel(Recognizer):
+    """Video 1 finishes loading only once the model has run: if predict waited for a full batch before
+    running anything, the load would time out."""
+
+    model_ran = threading.Event()
+
+    def _load(self, index, name, video, views):
+        if index == 1 and not self.model_ran.wait(timeout=120):
+            raise AssertionError("predict let the model idle while a video was still loading")
+        return super()._load(index, name, video, views)
+
+    def _infer(self, clips):
+        self.model_ran.set()
+        return super()._infer(clips)
+
+
+def test_a_batch_runs_early_rather_than_idle_while_the_next_video_decodes(k400_fast_dir: Path) -> None:
+    recognizer = _SecondVideoWaitsForTheModel(I3D.from_pretrained(str(k400_fast_dir)), device="cpu",
+                                              precision="fp32")
+    videos = [str(require(CLIPS / "hmdb51_dive.mp4")), str(require(CLIPS / "hmdb51_jump.mp4"))]
+    together = recognizer.predict(videos, top_k=3, batch_size=4, num_clips=2)
+    assert recognizer.last_batch_sizes == [2, 2]  # video 0's two clips ran alone, then video 1's
+    alone = [Recognizer.from_pretrained(str(k400_fast_dir), device="cpu", precision="fp32").predict(v, top_k=3,
+                                                                                                    num_clips=2)[0]
+             for v in videos]
+    for a, b in zip(together, alone):
+        assert [p.label for p in a.predictions] == [p.label for p in b.predictions]
+        assert np.allclose([p.score for p in a.predictions], [p.score for p in b.predictions], atol=1e-5)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are per thread on Linux only")
+def test_loading_threads_yield_to_a_model_on_the_cpu(k400_fast_dir: Path) -> None:
+    """A decoder preempting the model's threads mid-layer stalls them all: on a CPU the loaders run at
+    low priority (the caller's own thread keeps its priority)."""
+    seen: list[int] = []
+
+    class Recording(Recognizer):
+        def _load(self, index, name, video, views):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return super()._load(index, name, video, views)
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    recognizer = Recording(I3D.from_pretrained(str(k400_fast_dir)), device="cpu", precision="fp32")
+    recognizer.predict([str(require(CLIPS / "hmdb51_dive.mp4"))] * 2, top_k=1)
+    assert seen == [LOADER_NICENESS] * 2
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
 
 
 def test_folders_expand_to_their_videos(k400_fast_dir: Path, tmp_path: Path) -> None:

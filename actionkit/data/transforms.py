@@ -34,7 +34,10 @@ def resize_and_crop(frames: np.ndarray, short_side: int, crop: int, num_crops: i
         corners = [(top, 0), (top, left), (top, new_w - crop)]
     else:
         corners = [(0, left), (top, left), (new_h - crop, left)]
-    return torch.stack([x[:, :, t:t + crop, l:l + crop] for t, l in corners]).contiguous()
+    out = torch.empty((len(corners), len(x), x.shape[1], crop, crop), dtype=x.dtype)
+    for view, (t, l) in zip(out, corners):
+        view.copy_(x[:, :, t:t + crop, l:l + crop])  # one copy, straight into the contiguous result
+    return out
 
 
 def resize_and_center_crop(frames: np.ndarray, short_side: int, crop: int) -> torch.Tensor:

@@ -20,5 +20,7 @@ def evaluation_views(frames_at: Callable[[np.ndarray], np.ndarray], num_frames: 
     plan = plan_clips(num_frames, pre, num_clips)
     wanted = plan.frames
     crops = resize_and_crop(frames_at(wanted), pre.resize_short_side, pre.crop_size, num_crops or pre.num_crops)
+    if len(plan.clips) == 1 and np.array_equal(plan.clips[0], wanted):
+        return crops, plan.looped  # one clip of distinct frames: the crops are the views, no gather
     positions = [torch.from_numpy(np.searchsorted(wanted, clip)) for clip in plan.clips]
     return torch.stack([crop[p] for p in positions for crop in crops]), plan.looped
