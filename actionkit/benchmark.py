@@ -336,6 +336,14 @@ class EndToEndSpeed:
     cores: int = 1
 
     @property
+    def overhead_mean(self) -> float:
+        """The mean of the rounds' own ratios (the median, :attr:`overhead`, shrugs off outliers; the mean
+        does not, so the two together show how wide the rounds scattered)."""
+        if self.overhead_per_round:
+            return statistics.fmean(self.overhead_per_round)
+        return self.overhead
+
+    @property
     def overhead_floor(self) -> float:
         """What loading must add when the model runs on the CPU and keeps every core busy: its CPU time
         spread over all the cores, over the model's time (gaps the model leaves can bring the real
@@ -356,7 +364,8 @@ class EndToEndSpeed:
         out = asdict(self)
         out["overhead_per_round"] = list(self.overhead_per_round)
         out["batch_sizes"] = list(self.batch_sizes)
-        return {**out, "overhead": self.overhead, "overhead_floor": self.overhead_floor,
+        return {**out, "overhead": self.overhead, "overhead_mean": self.overhead_mean,
+                "overhead_floor": self.overhead_floor,
                 "seconds_per_video": self.seconds / self.videos}
 
 

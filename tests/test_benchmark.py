@@ -85,6 +85,9 @@ def test_end_to_end_speed_times_predict_and_the_model_alone(k400_fast_dir: Path)
     assert speed.rounds == 3 and len(speed.overhead_per_round) == 3
     assert sum(speed.batch_sizes) == 2 and max(speed.batch_sizes) <= 2  # the batches predict formed
     assert speed.to_dict()["overhead"] == pytest.approx(sorted(speed.overhead_per_round)[1])
+    assert speed.to_dict()["overhead_mean"] == pytest.approx(sum(speed.overhead_per_round) / 3)
+    assert speed.load_cpu_seconds > 0 and speed.to_dict()["overhead_floor"] == pytest.approx(
+        speed.load_cpu_seconds / (speed.cores * speed.model_only_seconds))
 
 
 def test_table_has_one_line_per_configuration() -> None:
