@@ -31,7 +31,9 @@ REORDER_LOOKAHEAD = 32
 
 
 class SkippingUnsupported(Exception):
-    """The stream does not allow planned skipping after all (a packet or frame without a timestamp)."""
+    """The stream does not allow planned skipping after all: a packet or frame without a timestamp, two
+    packets with the same one, reordering deeper than the window, or packets the container marks to be
+    discarded (an edit list starting after the first frame), which would shift the frame numbering."""
 
 
 def can_skip_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> bool:
@@ -43,21 +45,24 @@ def can_skip_frames(container: av.container.InputContainer, stream: av.video.str
 def frames_skipping_unwanted(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                              wanted: Collection[int], last: int) -> Iterator[tuple[int, av.VideoFrame]]:
     """``(index, frame)`` in display order for every frame decoded up to index ``last``: all wanted ones
-    and the unwanted ones other frames reference (those FFmpeg cannot skip). Raises
-    :class:`SkippingUnsupported` on a packet or frame without a timestamp, and lets FFmpeg's errors through.
+    and the unwanted ones other frames reference (those FFmpeg cannot skip). A frame's index is its
+    packet's rank in display order, which is its place in a full decode as long as the decoder drops no
+    frame (the cases where the container says it will raise :class:`SkippingUnsupported`; a wanted
+    frame missing at the end makes the caller decode plainly). FFmpeg's errors are let through.
     """
     codec = stream.codec_context
     index_of: dict[int, int] = {}  # pts -> display index, for packets ranked so far
     unranked: list[int] = []  # heap of the pts still waiting for their rank
     held: deque[av.Packet] = deque()  # packets in decode order, sent once ranked
-    newest_ranked: list[int] = []
+    newest_ranked: int | None = None
 
     def rank_smallest() -> None:
+        nonlocal newest_ranked
         pts = heapq.heappop(unranked)
         if pts in index_of:
             raise SkippingUnsupported("two packets share a timestamp")
         index_of[pts] = len(index_of)
-        newest_ranked[:] = [pts]
+        newest_ranked = pts
 
     def ranked_packets() -> Iterator[av.Packet | None]:
         for packet in container.demux(stream):
@@ -65,7 +70,9 @@ def frames_skipping_unwanted(container: av.container.InputContainer, stream: av.
                 continue
             if packet.pts is None:
                 raise SkippingUnsupported("a packet has no timestamp")
-            if newest_ranked and packet.pts < newest_ranked[0]:
+            if packet.is_discard:
+                raise SkippingUnsupported("the container discards some frames (an edit list)")
+            if newest_ranked is not None and packet.pts < newest_ranked:
                 raise SkippingUnsupported(f"frames reorder over more than {REORDER_LOOKAHEAD} packets")
             held.append(packet)
             heapq.heappush(unranked, packet.pts)
