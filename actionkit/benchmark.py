@@ -361,10 +361,7 @@ class EndToEndSpeed:
         return self.seconds / self.model_only_seconds - 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["overhead_per_round"] = list(self.overhead_per_round)
-        out["batch_sizes"] = list(self.batch_sizes)
-        return {**out, "overhead": self.overhead, "overhead_mean": self.overhead_mean,
+        return {**asdict(self), "overhead": self.overhead, "overhead_mean": self.overhead_mean,
                 "overhead_floor": self.overhead_floor,
                 "seconds_per_video": self.seconds / self.videos}
 

@@ -135,44 +135,48 @@ def _decode(path: Path, keep: Callable[[int], bool], last: int | None = None,
     container = _open(path)
     with container:
         stream = video_stream(container, path, threads)
-        declared = stream.frames or 0
-        frames: dict[int, np.ndarray] = {}
-        count, width, height = 0, 0, 0
-        for index, frame in decoded_frames(container, stream, path, last):
-            width, height, count = frame.width, frame.height, index + 1
-            if keep(index):
-                frames[index] = frame.to_ndarray(format="rgb24")
-        if not count:
-            raise EmptyVideoError(path, "has no decodable frames")
-        if last is None and count < TRUNCATION_RATIO * declared:
-            raise CorruptVideoError(path, f"truncated or damaged: only {count} of the {declared} frames "
-                                          "its header declares could be decoded")
-        fps = frame_rate(stream)
-    return VideoInfo(str(path), count, fps, width, height), frames
+        return _keep_frames(path, stream, decoded_frames(container, stream, path, last), keep, last)
+
+
+def _keep_frames(path: Path, stream: av.video.stream.VideoStream, numbered: Iterator[tuple[int, av.VideoFrame]],
+                 keep: Callable[[int], bool], last: int | None) -> tuple[VideoInfo, dict[int, np.ndarray]]:
+    """Run through ``numbered`` ``(index, frame)`` pairs in display order, converting to RGB the frames
+    ``keep`` wants; :class:`EmptyVideoError` without any frame, and (a full decode, ``last`` None) the
+    truncation rule of :func:`read_video`."""
+    frames: dict[int, np.ndarray] = {}
+    count, width, height = 0, 0, 0
+    for index, frame in numbered:
+        width, height, count = frame.width, frame.height, index + 1
+        if keep(index):
+            frames[index] = frame.to_ndarray(format="rgb24")
+    if not count:
+        raise EmptyVideoError(path, "has no decodable frames")
+    declared = stream.frames or 0
+    if last is None and count < TRUNCATION_RATIO * declared:
+        raise CorruptVideoError(path, f"truncated or damaged: only {count} of the {declared} frames "
+                                      "its header declares could be decoded")
+    return VideoInfo(str(path), count, frame_rate(stream), width, height), frames
 
 
 def _decode_wanted(path: Path, wanted: set[int],
                    threads: DecodeThreads = "AUTO") -> tuple[VideoInfo, dict[int, np.ndarray]]:
     """Decode up to the last ``wanted`` frame, converting only the wanted ones. H.264 / HEVC frames
     that are neither wanted nor referenced are not decoded at all (:mod:`actionkit.data.skip_decode`);
-    where that does not apply, or did not deliver every wanted frame, the frames are decoded in order,
-    which also gives the exact error for a damaged video."""
+    where that did not deliver every wanted frame, the video is decoded again in order, which also gives
+    the exact error for a damaged video."""
     last = max(wanted)
-    try:
-        container = _open(path)
-        with container:
-            stream = video_stream(container, path, threads)
-            if can_skip_frames(container, stream):
-                frames: dict[int, np.ndarray] = {}
-                width = height = count = 0
-                for index, frame in frames_skipping_unwanted(container, stream, wanted, last):
-                    width, height, count = frame.width, frame.height, max(count, index + 1)
-                    if index in wanted:
-                        frames[index] = frame.to_ndarray(format="rgb24")
-                if len(frames) == len(wanted):
-                    return VideoInfo(str(path), count, frame_rate(stream), width, height), frames
-    except (SkippingUnsupported, av.error.FFmpegError, VideoError):
-        pass
+    container = _open(path)
+    with container:
+        stream = video_stream(container, path, threads)
+        if not can_skip_frames(container, stream):
+            return _keep_frames(path, stream, decoded_frames(container, stream, path, last), wanted.__contains__, last)
+        try:
+            info, frames = _keep_frames(path, stream, frames_skipping_unwanted(container, stream, wanted, last),
+                                        wanted.__contains__, last)
+            if len(frames) == len(wanted):
+                return info, frames
+        except (SkippingUnsupported, av.error.FFmpegError, VideoError):
+            pass
     return _decode(path, keep=wanted.__contains__, last=last, threads=threads)
 
 
