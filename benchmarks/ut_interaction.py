@@ -59,7 +59,7 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for split in args.splits:
         for variant in ["baseline", *args.variants]:
-            key = f"{split}/{variant}"
+            key = f"{split}/{result_name(variant, args.decoder_lr_scale)}"
             if key in results:
                 print(f"{key}: done before, top-1 {100 * results[key]['top1']:.1f}%")
                 continue
@@ -90,6 +90,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--head-lr-scale", type=float, default=1.0, help="the new classifier's lr multiplier")
+    parser.add_argument("--decoder-lr-scale", type=float, default=1.0,
+                        help="Rev2Net variants: the decoders' lr multiplier; other than 1, their results and "
+                             "run folders are named VARIANT-declrN beside the default ones")
     parser.add_argument("--head-init", default="linear-probe", choices=["random", "linear-probe"])
     parser.add_argument("--eval-clips", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
@@ -109,16 +112,26 @@ def _data(args: argparse.Namespace, split: str) -> DataConfig:
                       flow_cache=args.out / "flow-cache", head_init=args.head_init)
 
 
+def result_name(variant: str, decoder_lr_scale: float) -> str:
+    """The variant's name in results and run folders: Rev2Net variants with decoders at their own lr get
+    ``-declrN`` (N the scale), so they sit beside the default recipe's runs instead of replacing them."""
+    rev2net = variant != "baseline" and VARIANTS[variant].rev2net
+    return f"{variant}-declr{decoder_lr_scale:g}" if rev2net and decoder_lr_scale != 1.0 else variant
+
+
 def _finetune(args: argparse.Namespace, split: str, variant: str) -> dict:
-    run_dir = args.out / split / variant
+    name = result_name(variant, args.decoder_lr_scale)
+    run_dir = args.out / split / name
+    rev2net = VARIANTS[variant].rev2net
     config = FinetuneConfig(
         data=_data(args, split),
         model=args.model, out=run_dir, task=VARIANTS[variant],
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           weight_decay=args.weight_decay, warmup_epochs=1.0,
-                          head_lr_scale=args.head_lr_scale, seed=args.seed),
+                          head_lr_scale=args.head_lr_scale, seed=args.seed,
+                          decoder_lr_scale=args.decoder_lr_scale if rev2net else 1.0),
         resume=(run_dir / "checkpoint.pt").exists())
-    result = finetune(config, log=lambda line: print(f"[{split}/{variant}] {line}", flush=True))
+    result = finetune(config, log=lambda line: print(f"[{split}/{name}] {line}", flush=True))
     last = result.last
     return {"top1": last["top1"], "mean_class": last["mean_class"], "best_top1": result.best_top1,
             "epochs": result.epochs, "seconds": round(result.seconds, 1), "run": str(run_dir)}

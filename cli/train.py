@@ -34,6 +34,8 @@ def finetune(
     beta: Annotated[float, typer.Option(help="Rev2Net β (Frobenius between decoder features).")] = 0.1,
     lambda_flow: Annotated[float, typer.Option(help="Rev2Net λflow.")] = 0.1,
     lambda_im: Annotated[float, typer.Option(help="Rev2Net λim.")] = 0.1,
+    decoder_lr_scale: Annotated[float, typer.Option(help="Rev2Net: the decoders' lr is lr × this (new layers "
+                                                        "from scratch next to a pretrained trunk).")] = 1.0,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     accumulate: Annotated[int, typer.Option(min=1, help="Batches per optimizer step.")] = 1,
@@ -81,6 +83,7 @@ def finetune(
                               warmup_epochs=warmup_epochs, step_epochs=step_epochs, amp=amp,  # type: ignore[arg-type]
                               seed=seed, max_steps_per_epoch=max_steps_per_epoch, freeze_bn=not train_bn,
                               clip_grad_norm=clip_grad or None, head_lr_scale=head_lr_scale,
+                              decoder_lr_scale=decoder_lr_scale,
                               channels_last=channels_last))
         result = run_finetune(config, log=lambda line: typer.echo(line, err=True))
     best = f"{100 * result.best_top1:.1f}%" if result.best_top1 is not None else "n/a (no val split)"

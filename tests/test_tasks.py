@@ -5,6 +5,7 @@ hand-computed numbers."""
 
 import copy
 import math
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -18,6 +19,8 @@ from actionkit.models.rev2net import Rev2NetOutput
 from actionkit.state_dict import load_state_dict_strictly
 from actionkit.train import Task, TaskConfig
 from actionkit.train import losses
+from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune
+from actionkit.train.loop import DeadDecoderWarning, TrainConfig, build_optimizer
 from actionkit.train.tasks import rev2net_terms
 from conftest import REFERENCE, require
 
@@ -121,6 +124,56 @@ def test_rejects_missing_flow_targets_and_an_empty_rev2net(batch: DeviceBatch) -
         TaskConfig(frobenius_reduction="median")
     with pytest.raises(ValueError, match="≥ 0"):
         TaskConfig(sd_weight=-1)
+
+
+def test_decoders_get_their_own_learning_rate(batch: DeviceBatch) -> None:
+    task = make_task(rev2net=True, self_distill=True)
+    decoders = task.decoder_parameters()
+    named = {id(p): n for n, p in task.named_parameters()}
+    assert {named[id(p)].split(".")[1] for p in decoders} == {"flow_head", "flow_decoder", "frame_head",
+                                                                "frame_decoder"}
+    assert len(decoders) == sum(1 for n in named.values() if n.split(".")[1].endswith(("_head", "_decoder")))
+    assert make_task().decoder_parameters() == [] and make_task(self_distill=True).decoder_parameters() == []
+    head = list(task.encoder.classifier.parameters())
+    config = TrainConfig(lr=1e-4, optimizer="adamw", head_lr_scale=10, decoder_lr_scale=50)
+    optimizer = build_optimizer(task.trainable_parameters(), config, head=head, decoders=decoders)
+    trunk, head_group, decoder_group = optimizer.param_groups
+    assert (trunk["lr"], head_group["lr"], decoder_group["lr"]) == pytest.approx((1e-4, 1e-3, 5e-3))
+    assert {id(p) for p in decoder_group["params"]} == {id(p) for p in decoders}
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(task.trainable_parameters())
+    # One step: every decoder weight moves by about its own lr (AdamW's first step is ±lr), the trunk's by 1/50.
+    before = [p.detach().clone() for p in (task.encoder.Conv3d_1a_7x7.conv.weight, decoders[0])]
+    task.train()(batch).loss.backward()
+    optimizer.step()
+    moved = [(p.detach() - b).abs().max().item() for p, b in zip((task.encoder.Conv3d_1a_7x7.conv.weight,
+                                                                  decoders[0]), before)]
+    assert moved[0] == pytest.approx(1e-4, rel=0.05) and moved[1] == pytest.approx(5e-3, rel=0.05)
+    with pytest.raises(ValueError, match="positive"):
+        TrainConfig(decoder_lr_scale=0)
+    no_decoders = FinetuneConfig(DataConfig(Path("unused")), "unused", Path("unused"),
+                                 train=TrainConfig(decoder_lr_scale=50))
+    with pytest.raises(ValueError, match="turn rev2net on"):
+        finetune(no_decoders)  # refused before any file is read
+
+
+def test_a_dead_decoder_layer_is_reported(batch: DeviceBatch) -> None:
+    task = make_task(rev2net=True).train()
+    with torch.no_grad():
+        alive = task(batch)
+    assert set(alive.diagnostics) == {"active_flow", "active_frame"}
+    assert all(0 < float(v) < 1 for v in alive.diagnostics.values())
+    assert make_task(rev2net=True, frame_decoder=False)(batch).diagnostics.keys() == {"active_flow"}
+    assert make_task(self_distill=True)(batch).diagnostics == {}
+    # Drive both first layers below zero: the state fast decoders reach, where the DDP is trivially 0.
+    for decoder in (task.model.flow_decoder, task.model.frame_decoder):
+        torch.nn.init.constant_(decoder.up1.bias, -1e4)
+    dead = task(batch)
+    assert dead.diagnostics == {"active_flow": 0.0, "active_frame": 0.0} and float(dead.terms["ddp"]) == 0.0
+    said: list[str] = []
+    warning = DeadDecoderWarning(said.append)
+    for step in (1, 2):
+        warning.check({k: float(v) for k, v in dead.diagnostics.items()}, step)
+    assert len(said) == 2 and all("step 1" in line and "dead" in line for line in said)  # once per decoder
 
 
 # --- 3. the self-distillation teacher -------------------------------------------------------------

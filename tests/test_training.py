@@ -97,6 +97,8 @@ def test_resume_after_kill_mid_epoch_reaches_the_same_weights(tiny_data: Path, k
             "--self-distill", "--flow-cache", str(tmp_path / "flow"), *TINY]
     straight = _cli(*args, "--out", str(tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr
+    logged = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 <= r["active_flow"] <= 1 and 0 <= r["active_frame"] <= 1 for r in logged if r["split"] == "train")
 
     killed_dir = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "actionkit.cli", *args, "--out", str(killed_dir)],

@@ -71,6 +71,8 @@ class FinetuneConfig:
 
 def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunResult:
     """Run (or ``resume``) a training run into ``config.out``; see the module docstring."""
+    if config.train.decoder_lr_scale != 1.0 and not config.task.rev2net:
+        raise ValueError("decoder_lr_scale applies to Rev2Net's decoders: turn rev2net on, or leave it at 1")
     device = distributed.device_for_rank(config.device)
     with distributed.process_group(device):
         say = log if distributed.is_main() else (lambda _: None)

@@ -57,6 +57,7 @@ class TrainConfig:
     clip_grad_norm: float | None = 40.0  # max global gradient norm (None: no clipping)
     freeze_bn: bool = True  # BN statistics frozen (affine params train): batches of a few clips give poor statistics
     head_lr_scale: float = 1.0  # the classifier's lr = lr × this (a new classifier learns faster than the trunk)
+    decoder_lr_scale: float = 1.0  # Rev2Net's decoders and Gaussian heads: lr × this (the paper: one lr for all)
     channels_last: bool = False  # channels-last 3D weights (faster convolutions: benchmarks/training_throughput.py)
 
     def __post_init__(self) -> None:
@@ -64,6 +65,8 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and accumulate must be at least 1")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.head_lr_scale <= 0 or self.decoder_lr_scale <= 0:
+            raise ValueError("head_lr_scale and decoder_lr_scale must be positive")
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
 
@@ -80,15 +83,19 @@ class RunResult:
 
 
 def build_optimizer(parameters: list[torch.nn.Parameter], config: TrainConfig,
-                    head: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
-    """SGD (momentum) or AdamW over ``parameters``; those also in ``head`` (the classifier) get
-    ``lr × head_lr_scale`` (the schedule scales both groups alike)."""
-    head_ids = {id(p) for p in head or []}
-    groups = [{"params": [p for p in parameters if id(p) not in head_ids], "lr": config.lr}]
-    if head_ids and config.head_lr_scale != 1.0:
-        groups.append({"params": [p for p in parameters if id(p) in head_ids], "lr": config.lr * config.head_lr_scale})
-    else:
-        groups[0]["params"] = list(parameters)
+                    head: list[torch.nn.Parameter] | None = None,
+                    decoders: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
+    """SGD (momentum) or AdamW over ``parameters``. Those also in ``head`` (the classifier) get
+    ``lr × head_lr_scale``, those in ``decoders`` (Rev2Net's training-only parts) ``lr × decoder_lr_scale``;
+    a scale of 1 adds no group. The schedule scales every group alike."""
+    scaled = [(head or [], config.head_lr_scale), (decoders or [], config.decoder_lr_scale)]
+    groups, taken = [], set()
+    for members, scale in scaled:
+        ids = {id(p) for p in members} - taken
+        if ids and scale != 1.0:
+            groups.append({"params": [p for p in parameters if id(p) in ids], "lr": config.lr * scale})
+            taken |= ids
+    groups.insert(0, {"params": [p for p in parameters if id(p) not in taken], "lr": config.lr})
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
@@ -125,7 +132,7 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
     if config.channels_last:
         task.to(memory_format=torch.channels_last_3d)
     optimizer = build_optimizer(list(task.trainable_parameters()), config,
-                                head=list(task.encoder.classifier.parameters()))
+                                head=list(task.encoder.classifier.parameters()), decoders=task.decoder_parameters())
     steps_per_epoch = _steps_per_epoch(train_loader, config)
     total_steps = steps_per_epoch * config.epochs
     warmup = round(config.warmup_epochs * steps_per_epoch)
@@ -145,12 +152,13 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
             log(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs} (step {step})")
     model = _wrap_distributed(task, device)
     last: dict[str, float] = {}
+    dead_decoders = DeadDecoderWarning(log if main else (lambda _: None))
 
     for epoch in range(start_epoch, config.epochs):
         task.start_epoch(epoch)
         set_loader_epoch(train_loader, epoch)
         step = _train_one_epoch(model, task, train_loader, optimizer, scheduler, config, device, epoch, step,
-                                steps_per_epoch, metrics if main else None, model_config)
+                                steps_per_epoch, metrics if main else None, model_config, dead_decoders)
         if main:
             last = {"epoch": epoch + 1}
             if val_loader is not None:
@@ -196,7 +204,8 @@ def freeze_batch_norm_statistics(module: torch.nn.Module) -> None:
 
 
 def _train_one_epoch(model, task, loader, optimizer, scheduler, config: TrainConfig, device, epoch: int,
-                     step: int, steps_per_epoch: int, metrics: MetricsLog | None, model_config: ModelConfig) -> int:
+                     step: int, steps_per_epoch: int, metrics: MetricsLog | None, model_config: ModelConfig,
+                     dead_decoders: "DeadDecoderWarning") -> int:
     task.train()
     if config.freeze_bn:
         freeze_batch_norm_statistics(task.encoder)
@@ -223,11 +232,31 @@ def _train_one_epoch(model, task, loader, optimizer, scheduler, config: TrainCon
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
             step += 1
+            diagnostics = {name: float(value) for name, value in out.diagnostics.items()}
+            dead_decoders.check(diagnostics, step)
             if metrics is not None:
                 record = {"split": "train", "epoch": epoch, "step": step, "lr": lr, "loss": float(out.loss.detach())}
                 record.update({f"loss_{name}": float(value) for name, value in out.terms.items()})
-                metrics.append(record)
+                metrics.append({**record, **diagnostics})
     return step
+
+
+class DeadDecoderWarning:
+    """Says once per decoder when a Rev2Net decoder's first layer goes dead (``active_*`` = 0 on a batch;
+    see :func:`actionkit.train.tasks.decoder_activity`): the run goes on, but the user should know the
+    DDP is being satisfied trivially."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.said: set[str] = set()
+
+    def check(self, diagnostics: dict[str, float], step: int) -> None:
+        for name, active in diagnostics.items():
+            if name.startswith("active_") and active == 0.0 and name not in self.said:
+                self.said.add(name)
+                self.log(f"warning: step {step}: the Rev2Net {name.removeprefix('active_')} decoder's first layer is "
+                         "dead (no unit active): the low-level DDP is trivially 0 and this decoder no longer trains "
+                         "the encoder; lower --decoder-lr-scale or --beta")
 
 
 def _validate(task, loader: DataLoader, model_config: ModelConfig, device) -> EvalResult:
