@@ -34,8 +34,9 @@ def finetune(
     beta: Annotated[float, typer.Option(help="Rev2Net β (Frobenius between decoder features).")] = 0.1,
     lambda_flow: Annotated[float, typer.Option(help="Rev2Net λflow.")] = 0.1,
     lambda_im: Annotated[float, typer.Option(help="Rev2Net λim.")] = 0.1,
-    decoder_lr_scale: Annotated[float, typer.Option(help="Rev2Net: the decoders' lr is lr × this (new layers "
-                                                        "from scratch next to a pretrained trunk).")] = 1.0,
+    decoder_lr_scale: Annotated[float, typer.Option(help="Rev2Net: the decoders' lr is lr × this (1: the paper's "
+                                                        "one rate; faster decoders' first layers die sooner, see "
+                                                        "active_* in metrics.jsonl).")] = 1.0,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     accumulate: Annotated[int, typer.Option(min=1, help="Batches per optimizer step.")] = 1,

@@ -152,7 +152,7 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
             log(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs} (step {step})")
     model = _wrap_distributed(task, device)
     last: dict[str, float] = {}
-    dead_decoders = DeadDecoderWarning(log if main else (lambda _: None))
+    dead_decoders = DeadDecoderWarning(log)  # checked on rank 0, which logs
 
     for epoch in range(start_epoch, config.epochs):
         task.start_epoch(epoch)
@@ -232,9 +232,9 @@ def _train_one_epoch(model, task, loader, optimizer, scheduler, config: TrainCon
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
             step += 1
-            diagnostics = {name: float(value) for name, value in out.diagnostics.items()}
-            dead_decoders.check(diagnostics, step)
-            if metrics is not None:
+            if metrics is not None:  # rank 0 logs (reading values back waits for the device)
+                diagnostics = {name: float(value) for name, value in out.diagnostics.items()}
+                dead_decoders.check(diagnostics, step)
                 record = {"split": "train", "epoch": epoch, "step": step, "lr": lr, "loss": float(out.loss.detach())}
                 record.update({f"loss_{name}": float(value) for name, value in out.terms.items()})
                 metrics.append({**record, **diagnostics})
