@@ -160,24 +160,30 @@ def _keep_frames(path: Path, stream: av.video.stream.VideoStream, numbered: Iter
 
 def _decode_wanted(path: Path, wanted: set[int],
                    threads: DecodeThreads = "AUTO") -> tuple[VideoInfo, dict[int, np.ndarray]]:
-    """Decode up to the last ``wanted`` frame, converting only the wanted ones. H.264 / HEVC frames
-    that are neither wanted nor referenced are not decoded at all (:mod:`actionkit.data.skip_decode`);
-    where that did not deliver every wanted frame, the video is decoded again in order, which also gives
-    the exact error for a damaged video."""
-    last = max(wanted)
+    """Decode up to the last ``wanted`` frame, converting only the wanted ones (see :func:`_decode_wanted_in`)."""
     container = _open(path)
     with container:
-        stream = video_stream(container, path, threads)
-        if not can_skip_frames(container, stream):
-            return _keep_frames(path, stream, decoded_frames(container, stream, path, last), wanted.__contains__, last)
-        try:
-            info, frames = _keep_frames(path, stream, frames_skipping_unwanted(container, stream, wanted, last),
-                                        wanted.__contains__, last)
-            if len(frames) == len(wanted):
-                return info, frames
-        except (SkippingUnsupported, av.error.FFmpegError, VideoError):
-            pass
-    return _decode(path, keep=wanted.__contains__, last=last, threads=threads)
+        decoded = _decode_wanted_in(path, container, video_stream(container, path, threads), wanted)
+    return decoded or _decode(path, keep=wanted.__contains__, last=max(wanted), threads=threads)
+
+
+def _decode_wanted_in(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                      wanted: set[int]) -> tuple[VideoInfo, dict[int, np.ndarray]] | None:
+    """Decode ``stream`` of the open ``container`` up to the last ``wanted`` frame, converting only the
+    wanted ones. H.264 / HEVC frames that are neither wanted nor referenced are not decoded at all
+    (:mod:`actionkit.data.skip_decode`); None when that did not deliver every wanted frame: the caller
+    then decodes the video again in order, which also gives the exact error for a damaged video."""
+    last = max(wanted)
+    if not can_skip_frames(container, stream):
+        return _keep_frames(path, stream, decoded_frames(container, stream, path, last), wanted.__contains__, last)
+    try:
+        info, frames = _keep_frames(path, stream, frames_skipping_unwanted(container, stream, wanted, last),
+                                    wanted.__contains__, last)
+        if len(frames) == len(wanted):
+            return info, frames
+    except (SkippingUnsupported, av.error.FFmpegError, VideoError):
+        pass
+    return None
 
 
 def read_video(path: str | Path) -> DecodedVideo:
@@ -226,11 +232,13 @@ def read_planned_frames(path: str | Path, wanted_for: Callable[[int], np.ndarray
     """
     path = Path(path)
     container = _open(path)
-    with container:
-        declared = container.streams.video[0].frames if container.streams.video else 0
-    if declared > 0:
-        wanted = {int(i) for i in wanted_for(declared)}
-        info, frames = _decode_wanted(path, wanted, threads)
+    with container:  # one open: the header's count plans the clips, then the same container decodes them
+        stream = video_stream(container, path, threads)
+        declared = stream.frames or 0
+        wanted = {int(i) for i in wanted_for(declared)} if declared > 0 else set()
+        decoded = _decode_wanted_in(path, container, stream, wanted) if wanted else None
+    if wanted:
+        info, frames = decoded or _decode(path, keep=wanted.__contains__, last=max(wanted), threads=threads)
         if len(frames) == len(wanted):
             return declared, frames
     info, everything = _decode(path, keep=lambda i: True, threads=threads)
