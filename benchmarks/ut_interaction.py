@@ -48,7 +48,9 @@ SEQUENCE_FOLDS = {"sequence-fold1": ("sequence", ["1", "2", "11", "12"]),
 VARIANTS = {"plain": TaskConfig(),
             "self-distill": TaskConfig(self_distill=True),
             "rev2net": TaskConfig(rev2net=True),
-            "rev2net+self-distill": TaskConfig(rev2net=True, self_distill=True)}
+            "rev2net+self-distill": TaskConfig(rev2net=True, self_distill=True),
+            "rev2net-no-ddp": TaskConfig(rev2net=True, ddp=False)}  # the paper's "w/o DDP" ablation (Table 2)
+DEFAULT_VARIANTS = ["plain", "self-distill", "rev2net", "rev2net+self-distill"]  # the ablation runs on request
 
 
 def main() -> None:
@@ -80,7 +82,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DEFAULT_UT, help="UT-Interaction folder with labels.csv")
     parser.add_argument("--out", type=Path, default=Path("runs/ut_interaction"))
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=[*SPLITS, *SEQUENCE_FOLDS])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     parser.add_argument("--clip-len", type=int, default=16)
     parser.add_argument("--frame-stride", type=int, default=4)
     parser.add_argument("--crop-size", type=int, default=112)
