@@ -126,7 +126,7 @@ def test_resume_after_kill_mid_epoch_reaches_the_same_weights(tiny_data: Path, k
     assert straight_val == resumed_val  # the killed epoch's partial log was replaced, not duplicated
 
     changed = _cli(*[a if a != "0.0005" else "0.001" for a in args], "--out", str(killed_dir), "--resume")
-    assert changed.returncode == 1 and "--resume with different settings" in changed.stderr
+    assert changed.returncode == 1 and "--resume with different settings (train.lr: 0.0005 -> 0.001)" in changed.stderr
 
 
 def test_torchrun_two_processes_on_cpu(tiny_data: Path, k400_dir: Path, tmp_path: Path) -> None:

@@ -65,9 +65,33 @@ def read_checkpoint_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_checkpoint(run_dir: Path, settings: dict[str, Any]) -> TrainingState:
+def flatten_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys: ``{"train": {"lr": 0.1}}`` -> ``{"train.lr": 0.1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def changed_settings(saved: dict[str, Any], current: dict[str, Any],
+                     defaults: dict[str, Any] | None = None) -> list[str]:
+    """The dotted keys whose value differs between a checkpoint's ``saved`` settings and the ``current``
+    ones. A key the checkpoint lacks counts as unchanged when its current value is its default (in
+    ``defaults``, nested like the settings): a setting added by a later actionkit, left as it was."""
+    old, new = flatten_settings(saved), flatten_settings(current)
+    default = flatten_settings(defaults or {})
+    return sorted(k for k in set(old) | set(new)
+                  if old.get(k) != new.get(k) and not (k not in old and k in default and new.get(k) == default[k]))
+
+
+def load_checkpoint(run_dir: Path, settings: dict[str, Any], defaults: dict[str, Any] | None = None) -> TrainingState:
     """The run's last checkpoint; an error naming the file when it is missing, unreadable, or was
-    written with different settings (a resumed run must be the same run)."""
+    written with different settings (a resumed run must be the same run). Settings are compared one
+    by one (see :func:`changed_settings`; ``defaults`` lets a checkpoint from before a setting existed
+    resume when that setting is left at its default)."""
     path = run_dir / CHECKPOINT_NAME
     if not path.is_file():
         raise CheckpointError(path, "no checkpoint to resume from (the run has not finished an epoch)")
@@ -75,9 +99,10 @@ def load_checkpoint(run_dir: Path, settings: dict[str, Any]) -> TrainingState:
     if data.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(path, f"checkpoint format {data.get('format_version')} is not {FORMAT_VERSION}")
     saved = data["settings"]
-    changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+    changed = changed_settings(saved, settings, defaults)
     if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in changed[:5])
+        old, new = flatten_settings(saved), flatten_settings(settings)
+        detail = ", ".join(f"{k}: {old.get(k, '(not set)')!r} -> {new.get(k, '(not set)')!r}" for k in changed[:5])
         raise CheckpointError(path, f"--resume with different settings ({detail}); use a new --out folder")
     data.pop("format_version")
     return TrainingState(**data)

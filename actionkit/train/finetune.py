@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -96,7 +96,7 @@ def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunR
         if distributed.is_main():
             _write_run_report(config, index, skipped, None)
         result = fit(task, train_loader, val_loader, config.train, config.out, model_config, device=device,
-                     resume=config.resume, settings=_settings(config), log=say)
+                     resume=config.resume, settings=_settings(config), setting_defaults=_setting_defaults(), log=say)
         if distributed.is_main():
             _write_run_report(config, index, skipped, result)
         return result
@@ -192,6 +192,12 @@ def _settings(config: FinetuneConfig) -> dict[str, Any]:
     """What identifies a run (compared on --resume): not where it runs or how many workers load it."""
     data = {k: v for k, v in asdict(config.data).items() if k not in ("workers", "flow_cache")}
     return json.loads(json.dumps({"data": data, "model": config.model, "task": asdict(config.task)}, default=str))
+
+
+def _setting_defaults() -> dict[str, Any]:
+    """The defaults of the settings :func:`_settings` records, for resuming runs from older versions."""
+    data = {f.name: f.default for f in fields(DataConfig) if f.default is not MISSING}
+    return json.loads(json.dumps({"data": data, "task": asdict(TaskConfig())}, default=str))
 
 
 def _write_run_report(config: FinetuneConfig, index: DatasetIndex, skipped: list[str], result: RunResult | None) -> None:

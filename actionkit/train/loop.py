@@ -111,13 +111,15 @@ def autocast_for(device: torch.device, amp: str) -> contextlib.AbstractContextMa
 
 def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader | None, config: TrainConfig,
         run_dir: str | Path, model_config: ModelConfig, *, device: torch.device, resume: bool = False,
-        settings: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> RunResult:
+        settings: dict[str, Any] | None = None, setting_defaults: dict[str, Any] | None = None,
+        log: Callable[[str], None] = print) -> RunResult:
     """Train ``task`` (see :mod:`actionkit.train.tasks`) and write the run folder:
 
     ``checkpoint.pt`` (atomic, each epoch), ``metrics.jsonl``, ``plots/{loss,accuracy}.png``,
     ``last/`` and ``best/`` (Hub folders of the encoder with the class list and metrics) and, from
     validation, ``plots/confusion.{png,json}``. ``settings`` (JSON-able) identify the run: a resume with
-    different settings is refused.
+    different settings is refused. ``setting_defaults`` (nested like ``settings``; TrainConfig's own are
+    added) let a checkpoint written before a setting existed resume while it is left at its default.
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -141,7 +143,8 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
     metrics = MetricsLog(run_dir)
     start_epoch, step, best = 0, 0, None
     if resume:
-        state = load_checkpoint(run_dir, settings)
+        defaults = {**(setting_defaults or {}), "train": _jsonable(asdict(TrainConfig()))}
+        state = load_checkpoint(run_dir, settings, defaults)
         task.load_state_dict(state.task)
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
