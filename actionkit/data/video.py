@@ -164,7 +164,13 @@ def _decode_wanted(path: Path, wanted: set[int],
     container = _open(path)
     with container:
         decoded = _decode_wanted_in(path, container, video_stream(container, path, threads), wanted)
-    return decoded or _decode(path, keep=wanted.__contains__, last=max(wanted), threads=threads)
+    return decoded or _decode_in_order(path, wanted, threads)
+
+
+def _decode_in_order(path: Path, wanted: set[int], threads: DecodeThreads) -> tuple[VideoInfo, dict[int, np.ndarray]]:
+    """The fallback when :func:`_decode_wanted_in` did not deliver: decode from the start up to the last
+    ``wanted`` frame in order (a second open of ``path``), converting only the wanted ones."""
+    return _decode(path, keep=wanted.__contains__, last=max(wanted), threads=threads)
 
 
 def _decode_wanted_in(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
@@ -238,7 +244,7 @@ def read_planned_frames(path: str | Path, wanted_for: Callable[[int], np.ndarray
         wanted = {int(i) for i in wanted_for(declared)} if declared > 0 else set()
         decoded = _decode_wanted_in(path, container, stream, wanted) if wanted else None
     if wanted:
-        info, frames = decoded or _decode(path, keep=wanted.__contains__, last=max(wanted), threads=threads)
+        info, frames = decoded or _decode_in_order(path, wanted, threads)
         if len(frames) == len(wanted):
             return declared, frames
     info, everything = _decode(path, keep=lambda i: True, threads=threads)
