@@ -61,7 +61,7 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for split in args.splits:
         for variant in ["baseline", *args.variants]:
-            key = f"{split}/{result_name(variant, args.decoder_lr_scale)}"
+            key = f"{split}/{result_name(variant, args.decoder_lr_scale, args.flow_span)}"
             if key in results:
                 print(f"{key}: done before, top-1 {100 * results[key]['top1']:.1f}%")
                 continue
@@ -95,6 +95,10 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--decoder-lr-scale", type=float, default=1.0,
                         help="Rev2Net variants: the decoders' lr multiplier; other than 1, their results and "
                              "run folders are named VARIANT-declrN beside the default ones")
+    parser.add_argument("--flow-span", default="frame", choices=["clip", "frame"],
+                        help="Rev2Net's flow targets: frame (the video's frame-to-frame flow; what the committed "
+                             "results used) or clip (clip frame to next clip frame, the library's default; "
+                             "results named VARIANT-clipflow)")
     parser.add_argument("--head-init", default="linear-probe", choices=["random", "linear-probe"])
     parser.add_argument("--eval-clips", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
@@ -111,18 +115,21 @@ def _data(args: argparse.Namespace, split: str) -> DataConfig:
     split_by, val = {**SPLITS, **SEQUENCE_FOLDS}[split]
     return DataConfig(args.data, split_by, val, clip_len=args.clip_len, frame_stride=args.frame_stride,
                       crop_size=args.crop_size, eval_clips=args.eval_clips, workers=args.workers,
-                      flow_cache=args.out / "flow-cache", head_init=args.head_init)
+                      flow_cache=args.out / "flow-cache", head_init=args.head_init, flow_span=args.flow_span)
 
 
-def result_name(variant: str, decoder_lr_scale: float) -> str:
+def result_name(variant: str, decoder_lr_scale: float, flow_span: str = "frame") -> str:
     """The variant's name in results and run folders: Rev2Net variants with decoders at their own lr get
-    ``-declrN`` (N the scale), so they sit beside the default recipe's runs instead of replacing them."""
-    rev2net = variant != "baseline" and VARIANTS[variant].rev2net
-    return f"{variant}-declr{decoder_lr_scale:g}" if rev2net and decoder_lr_scale != 1.0 else variant
+    ``-declrN`` (N the scale) and with flow targets over the clip's frame gaps ``-clipflow``, so they sit
+    beside the committed recipe's runs instead of replacing them."""
+    if variant == "baseline" or not VARIANTS[variant].rev2net:
+        return variant
+    name = f"{variant}-declr{decoder_lr_scale:g}" if decoder_lr_scale != 1.0 else variant
+    return f"{name}-clipflow" if flow_span == "clip" and VARIANTS[variant].flow_decoder else name
 
 
 def _finetune(args: argparse.Namespace, split: str, variant: str) -> dict:
-    name = result_name(variant, args.decoder_lr_scale)
+    name = result_name(variant, args.decoder_lr_scale, args.flow_span)
     run_dir = args.out / split / name
     rev2net = VARIANTS[variant].rev2net
     config = FinetuneConfig(

@@ -65,6 +65,8 @@ def finetune(
     workers: Annotated[int, typer.Option(min=0, help="Loader worker processes.")] = 2,
     flow: Annotated[str, typer.Option(help="Flow targets for Rev2Net: dis (fast) or tvl1 (the paper's).")] = "dis",
     flow_cache: Annotated[Path | None, typer.Option(help="Flow cache root (default $ACTIONKIT_CACHE or ~/.cache/actionkit).")] = None,
+    flow_span: Annotated[str, typer.Option(help="Flow targets: clip (each clip frame to the next clip frame) or "
+                                                "frame (to the next video frame; 1/stride of the motion).")] = "clip",
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     device: DeviceOption = None,
@@ -74,7 +76,7 @@ def finetune(
     with user_errors():
         config = FinetuneConfig(
             data=DataConfig(data, split_by, split_values(val), split_values(test), clip_len, frame_stride, crop_size,
-                            eval_clips, strict, workers, flow, flow_cache, head_init),
+                            eval_clips, strict, workers, flow, flow_cache, head_init, flow_span=flow_span),
             model=model, out=out, device=device, resume=resume,
             task=TaskConfig(rev2net=rev2net, flow_decoder=flow_decoder, frame_decoder=frame_decoder, ddp=ddp,
                             alpha=alpha, beta=beta, lambda_flow=lambda_flow, lambda_im=lambda_im,

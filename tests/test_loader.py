@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from actionkit.cli.app import app
-from actionkit.data.flow import FlowCache, FlowConfig
+from actionkit.data.flow import FlowCache, FlowConfig, dequantize_flow, flow_between, quantize_flow
 from actionkit.data.loader import ClipConfig, ClipDataset, finish_batch, make_loader, set_loader_epoch
 from actionkit.data.transforms import AugmentConfig
 
@@ -66,6 +67,37 @@ def test_flow_targets_follow_crop_and_flip(tmp_path: Path) -> None:
         assert (small & moving).sum() > 0.3 * moving.sum()
         signs.add(bool(flipped))
     assert signs == {True, False}, "both mirrored and plain crops should have been seen"
+
+
+def test_flow_between_sums_the_frame_flows_over_each_gap() -> None:
+    px = np.zeros((10, 4, 4, 2), np.float32)
+    px[..., 0] = np.arange(10)[:, None, None] * 0.5  # video flow k -> k + 1 has u = 0.5·k px
+    px[..., 1] = -1.0
+    q = quantize_flow(px, 20.0)
+    out = dequantize_flow(flow_between(q, np.array([1, 4, 6, 6, 2, 9]), 20.0), 20.0)
+    step = 40 / 255  # one quantisation step, in px
+    # 1 -> 4: flows 1, 2, 3; 4 -> 6: flows 4, 5; 6 -> 6: none; 6 -> 2 (a loop back): flow 6 alone;
+    # 2 -> 9: flows 2 .. 8; 9, the last frame, is past the last flow (9 -> 10): that flow alone
+    assert np.allclose(out[:, 0, 0, 0], [3.0, 4.5, 0.0, 3.0, 17.5, 4.5], atol=2 * step)
+    assert np.allclose(out[:, 0, 0, 1], [-3.0, -2.0, 0.0, -1.0, -7.0, -1.0], atol=2 * step)
+    assert flow_between(q, np.array([3]), 20.0).shape == (1, 4, 4, 2)
+
+
+def test_clip_flow_targets_span_the_frame_stride(tmp_path: Path) -> None:
+    """4 px a frame and frames 3 apart: the clip's flow moves 3× as far as the video's frame-to-frame flow."""
+    video = moving_texture(tmp_path / "moving.mkv", frames=24)
+    cache = FlowCache(tmp_path / "cache", FlowConfig(method="dis", short_side=120))
+    augment = AugmentConfig(crop_size=112, scale=(1, 1), ratio=(4 / 3, 4 / 3), flip=False)
+    speeds = {}
+    for span in ("clip", "frame"):
+        clips = ClipConfig(clip_len=8, frame_stride=3, jitter=False, augment=augment, flow_span=span)
+        item = ClipDataset([Sample(video, 0)], clips=clips, flow_cache=cache, seed=1)[0]
+        batch = finish_batch({k: (v[None] if torch.is_tensor(v) else torch.tensor([v])) for k, v in item.items()}, "cpu")
+        u = batch.flow[0, 0, :-1] * 20  # px at the 56² target; the last frame has no next clip frame
+        speeds[span] = float(u[u.abs() > 0.3].median())
+    assert 2.5 < speeds["clip"] / speeds["frame"] < 3.5, speeds
+    with pytest.raises(ValueError, match="flow_span"):
+        ClipConfig(flow_span="stride")
 
 
 def test_loader_batches_are_uint8_and_reproducible(tmp_path: Path) -> None:

@@ -139,6 +139,32 @@ def dequantize_flow(q: np.ndarray | torch.Tensor, bound: float) -> np.ndarray | 
     return q.astype(np.float32) * np.float32(2 * bound / 255) - np.float32(bound)
 
 
+def flow_between(flows: np.ndarray, indices: np.ndarray, bound: float) -> np.ndarray:
+    """The flow leaving each of a clip's frames toward the clip's next frame, from a video's
+    frame-to-frame flows: ``flows`` (T_video − 1)×h×w×2 uint8 (flow k = frame k -> k + 1, as cached),
+    ``indices`` the clip's frame numbers; returns len(indices)×h×w×2 uint8 in the same quantisation.
+
+    For clip frames a -> b with b > a it is the sum of flows a .. b − 1: the displacement over the gap,
+    adding the per-frame vectors at the same pixel (no warping between them, so a sub-pixel approximation
+    for the few-pixel motions of a stride of a few frames). The last frame takes the gap before it;
+    b = a (a repeated frame) gives zero flow; b < a (a short video looping to its start) and frames past
+    the last flow fall back to the single frame-to-frame flow at a (or the last one).
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    last = len(flows) - 1
+    gaps = np.diff(indices)
+    ends = indices + np.append(gaps, gaps[-1] if len(gaps) else 1)
+    out = np.empty((len(indices), *flows.shape[1:]), np.float32)
+    for i, (start, end) in enumerate(zip(indices, ends)):
+        if end == start:
+            out[i] = 0.0
+        elif end < start or start >= last:
+            out[i] = dequantize_flow(np.asarray(flows[min(start, last)]), bound)
+        else:
+            out[i] = dequantize_flow(np.asarray(flows[start:min(end, last + 1)]), bound).sum(axis=0)
+    return quantize_flow(out, bound)
+
+
 def unit_flow(flow: np.ndarray, bound: float) -> np.ndarray:
     """Flow in pixels -> [-1, 1] (px / bound, clipped): DeepMind's scale for flow inputs and targets."""
     return np.clip(np.asarray(flow, np.float32), -bound, bound) / np.float32(bound)

@@ -26,7 +26,7 @@ from actionkit.data.transforms import (AugmentConfig, CropBox, color_jitter, cro
 from actionkit.data.video import DecodeThreads, probe_video, read_frames
 from actionkit.data.views import evaluation_views
 
-from actionkit.data.flow import dequantize_flow
+from actionkit.data.flow import dequantize_flow, flow_between
 
 if TYPE_CHECKING:
     from actionkit.data.flow import FlowCache
@@ -42,13 +42,24 @@ class LabelledVideo(Protocol):
 @dataclass
 class ClipConfig:
     """Training clips: ``clip_len`` frames ``frame_stride`` apart (jittered), augmented; flow targets
-    at ``flow_size`` (default half the crop, what the flow decoder predicts)."""
+    at ``flow_size`` (default half the crop, what the flow decoder predicts).
+
+    ``flow_span`` says which motion a flow target holds: ``"clip"`` (the default) the motion from each
+    clip frame to the clip's next one (:func:`~actionkit.data.flow.flow_between`: the sum of the video's
+    frame-to-frame flows over the gap, ``frame_stride`` frames on average), the flow of the clip the
+    encoder sees; ``"frame"`` the video's frame-to-frame flow leaving each clip frame (1/stride of that
+    motion; actionkit's only target before this setting). With ``frame_stride`` 1 they are the same."""
 
     clip_len: int = 32
     frame_stride: int = 1
     jitter: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     flow_size: int | None = None
+    flow_span: str = "clip"
+
+    def __post_init__(self) -> None:
+        if self.flow_span not in ("clip", "frame"):
+            raise ValueError(f"flow_span must be 'clip' or 'frame', got {self.flow_span!r}")
 
     @property
     def flow_side(self) -> int:
@@ -112,10 +123,14 @@ class ClipDataset(Dataset):
         return "SLICE" if get_worker_info() is not None else "AUTO"
 
     def _flow_targets(self, path: Path, indices: np.ndarray, box: CropBox) -> dict[str, torch.Tensor]:
-        """Flow i of the clip = video flow idx_i -> idx_i + 1 (the last frame reuses the last flow)."""
+        """Flow i of the clip: clip frame i -> i + 1 (``flow_span="clip"``) or video frame idx_i -> idx_i + 1
+        (``"frame"``; the last frame of the video reuses the last flow)."""
         flows = self.flow_cache.get(path)  # (T_video - 1)×h×w×2 uint8, memory-mapped
-        rows = np.minimum(indices, len(flows) - 1)
-        q = torch.from_numpy(np.ascontiguousarray(flows[rows])).permute(0, 3, 1, 2)  # T×2×h×w
+        if self.clips.flow_span == "clip":
+            clip_flows = flow_between(flows, indices, self.flow_cache.config.bound)
+        else:
+            clip_flows = np.ascontiguousarray(flows[np.minimum(indices, len(flows) - 1)])
+        q = torch.from_numpy(clip_flows).permute(0, 3, 1, 2)  # T×2×h×w
         side = self.clips.flow_side
         return {"flow": crop_and_resize(q, box, side).contiguous(),
                 "flow_scale": flow_geometry_scale(tuple(q.shape[-2:]), box, side)}

@@ -50,10 +50,13 @@ class DataConfig:
     flow_method: str = "dis"
     flow_cache: Path | None = None
     head_init: str = "random"  # or "linear-probe": start the new classifier from a probe fitted on train
+    flow_span: str = "clip"  # flow targets: clip frame -> next clip frame, or "frame": video frame -> next (ClipConfig)
 
     def __post_init__(self) -> None:
         if self.head_init not in ("random", "linear-probe"):
             raise ValueError(f"head_init must be 'random' or 'linear-probe', got {self.head_init!r}")
+        if self.flow_span not in ("clip", "frame"):
+            raise ValueError(f"flow_span must be 'clip' or 'frame', got {self.flow_span!r}")
 
 
 @dataclass
@@ -175,7 +178,7 @@ def _loaders(config: FinetuneConfig, task: Task, train, val, model_config: Model
     data = config.data
     flow_cache = FlowCache(data.flow_cache, FlowConfig(method=data.flow_method)) if task.needs_flow else None  # type: ignore[arg-type]
     clips = ClipConfig(clip_len=data.clip_len, frame_stride=data.frame_stride,
-                       augment=AugmentConfig(crop_size=data.crop_size))
+                       augment=AugmentConfig(crop_size=data.crop_size), flow_span=data.flow_span)
     train_set = ClipDataset(train.samples, clips=clips, flow_cache=flow_cache, num_frames=train.num_frames,
                             seed=config.train.seed)
     train_loader = make_loader(train_set, config.train.batch_size, workers=data.workers, drop_last=False)
