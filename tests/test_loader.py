@@ -40,6 +40,11 @@ def moving_texture(path: Path, frames: int = 24, speed: int = 4) -> Path:
     return write_video(path, video, codec="ffv1", pix_fmt="yuv444p")
 
 
+def as_batch(item: dict):
+    """One dataset item as a batch of one, normalised on the CPU."""
+    return finish_batch({k: (v[None] if torch.is_tensor(v) else torch.tensor([v])) for k, v in item.items()}, "cpu")
+
+
 def test_flow_targets_follow_crop_and_flip(tmp_path: Path) -> None:
     video = moving_texture(tmp_path / "moving.mkv")
     cache = FlowCache(tmp_path / "cache", FlowConfig(method="dis", short_side=120))  # half of 240
@@ -50,7 +55,7 @@ def test_flow_targets_follow_crop_and_flip(tmp_path: Path) -> None:
         dataset.set_epoch(epoch)
         item = dataset[0]
         assert item["frames"].shape == (8, 3, 112, 112) and item["flow"].shape == (8, 2, 56, 56)
-        batch = finish_batch({k: (v[None] if torch.is_tensor(v) else torch.tensor([v])) for k, v in item.items()}, "cpu")
+        batch = as_batch(item)
         u = batch.flow[0, 0]  # T×56×56, in units of 20 px of the 56² target
         moving = batch.flow[0].abs().amax(dim=(0, 1)) > 0.02  # where the patch moves
         if moving.sum() < 20:
@@ -92,7 +97,7 @@ def test_clip_flow_targets_span_the_frame_stride(tmp_path: Path) -> None:
     for span in ("clip", "frame"):
         clips = ClipConfig(clip_len=8, frame_stride=3, jitter=False, augment=augment, flow_span=span)
         item = ClipDataset([Sample(video, 0)], clips=clips, flow_cache=cache, seed=1)[0]
-        batch = finish_batch({k: (v[None] if torch.is_tensor(v) else torch.tensor([v])) for k, v in item.items()}, "cpu")
+        batch = as_batch(item)
         u = batch.flow[0, 0, :-1] * 20  # px at the 56² target; the last frame has no next clip frame
         speeds[span] = float(u[u.abs() > 0.3].median())
     assert 2.5 < speeds["clip"] / speeds["frame"] < 3.5, speeds

@@ -39,6 +39,15 @@ class LabelledVideo(Protocol):
     label: int
 
 
+FLOW_SPANS = ("clip", "frame")
+
+
+def check_flow_span(flow_span: str) -> None:
+    """Raise ValueError unless ``flow_span`` is one of :data:`FLOW_SPANS` (see :class:`ClipConfig`)."""
+    if flow_span not in FLOW_SPANS:
+        raise ValueError(f"flow_span must be 'clip' or 'frame', got {flow_span!r}")
+
+
 @dataclass
 class ClipConfig:
     """Training clips: ``clip_len`` frames ``frame_stride`` apart (jittered), augmented; flow targets
@@ -58,8 +67,7 @@ class ClipConfig:
     flow_span: str = "clip"
 
     def __post_init__(self) -> None:
-        if self.flow_span not in ("clip", "frame"):
-            raise ValueError(f"flow_span must be 'clip' or 'frame', got {self.flow_span!r}")
+        check_flow_span(self.flow_span)
 
     @property
     def flow_side(self) -> int:

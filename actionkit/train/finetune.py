@@ -21,7 +21,7 @@ from actionkit.config import ModelConfig, PreprocessConfig
 from actionkit.data.check import TrainingSamples, check_dataset
 from actionkit.data.datasets import DatasetIndex, scan_dataset
 from actionkit.data.flow import FlowCache, FlowConfig
-from actionkit.data.loader import ClipConfig, ClipDataset, make_loader
+from actionkit.data.loader import ClipConfig, ClipDataset, check_flow_span, make_loader
 from actionkit.data.transforms import AugmentConfig
 from actionkit.files import write_text_atomically
 from actionkit.hub import load_pretrained
@@ -55,8 +55,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.head_init not in ("random", "linear-probe"):
             raise ValueError(f"head_init must be 'random' or 'linear-probe', got {self.head_init!r}")
-        if self.flow_span not in ("clip", "frame"):
-            raise ValueError(f"flow_span must be 'clip' or 'frame', got {self.flow_span!r}")
+        check_flow_span(self.flow_span)  # here too, so a bad value fails before any video is read
 
 
 @dataclass
