@@ -1,6 +1,8 @@
 """Rev2Net: output shapes, the decoders' design (matching DDP layers, value ranges), sampling vs μ,
 switched-off decoders, and that the decoders stay weak."""
 
+import copy
+
 import pytest
 import torch
 
@@ -98,3 +100,22 @@ def test_decoders_are_weak(model: Rev2Net) -> None:
 def test_rejects_sizes_the_decoders_cannot_mirror(model: Rev2Net, shape: tuple) -> None:
     with pytest.raises(ValueError, match="T must be even and H, W divisible by 4"):
         model(torch.zeros(shape))
+
+
+def test_seed_fixes_the_decoders_and_the_noise_and_leaves_the_global_generator_alone() -> None:
+    encoder = I3D(I3DConfig(num_classes=5))
+    before = torch.get_rng_state()
+    a, b, c = (Rev2Net(copy.deepcopy(encoder), seed=seed).train() for seed in (1, 1, 2))
+    assert torch.equal(torch.get_rng_state(), before)
+    decoder = "flow_decoder.up1.weight"
+    assert torch.equal(a.state_dict()[decoder], b.state_dict()[decoder])
+    assert not torch.equal(a.state_dict()[decoder], c.state_dict()[decoder])
+    x = torch.rand(1, 3, 8, 64, 64) * 2 - 1
+    noise_before = a.noise.get_state()
+    flows = []
+    for model in (a, b, c):
+        torch.set_rng_state(before)  # the encoder's dropout masks: the same for the three
+        with torch.no_grad():
+            flows.append(model(x).flow)
+    assert torch.equal(flows[0], flows[1]) and not torch.equal(flows[0], flows[2])
+    assert not torch.equal(a.noise.get_state(), noise_before)  # ε was drawn from model.noise

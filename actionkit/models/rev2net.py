@@ -155,17 +155,28 @@ class Rev2Net(nn.Module):
 
     ``forward(x)`` for x N×3×T×H×W in [-1, 1] (T even, ≥ 8; H, W divisible by 4) -> :class:`Rev2NetOutput`.
     In training mode each decoder reads a sample z = μ + σ·ε (reparameterisation); in eval mode z = μ.
+    ``seed`` fixes the decoders' initial weights and the stream of ε (``noise``, whose state a training
+    checkpoint saves); neither touches torch's global generator.
     """
 
-    def __init__(self, encoder: I3D, config: Rev2NetConfig | None = None) -> None:
+    def __init__(self, encoder: I3D, config: Rev2NetConfig | None = None, seed: int = 0) -> None:
         super().__init__()
         self.config = config or Rev2NetConfig()
         self.encoder = encoder
         c = self.config
-        self.flow_head = GaussianHead(c.latent_dim, c.logvar_clamp) if c.flow_decoder else None
-        self.flow_decoder = FlowDecoder(c) if c.flow_decoder else None
-        self.frame_head = GaussianHead(c.latent_dim, c.logvar_clamp) if c.frame_decoder else None
-        self.frame_decoder = FrameDecoder(c) if c.frame_decoder else None
+        # Own random streams: the training-only parts are initialised from ``seed`` on a fork of torch's
+        # global generator (restored afterwards), and the Gaussian samples come from a generator of their
+        # own. So adding Rev2Net leaves every other draw of a run (dropout masks, anything seeded after
+        # it) as it would be without: with one seed, plain and Rev2Net runs see the same random numbers
+        # and differ only by the objective.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.flow_head = GaussianHead(c.latent_dim, c.logvar_clamp) if c.flow_decoder else None
+            self.flow_decoder = FlowDecoder(c) if c.flow_decoder else None
+            self.frame_head = GaussianHead(c.latent_dim, c.logvar_clamp) if c.frame_decoder else None
+            self.frame_decoder = FrameDecoder(c) if c.frame_decoder else None
+            noise_seed = int(torch.randint(2**62, ()))
+        self.noise = torch.Generator().manual_seed(noise_seed)  # ε of the reparameterisation (CPU)
 
     def forward(self, x: torch.Tensor) -> Rev2NetOutput:
         if x.ndim == 5 and (x.shape[2] % 2 or x.shape[3] % 4 or x.shape[4] % 4):
@@ -190,4 +201,5 @@ class Rev2Net(nn.Module):
         """z = μ + exp(log σ² / 2)·ε in training (reparameterisation trick); μ in eval mode."""
         if not self.training:
             return mu
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        epsilon = torch.randn(mu.shape, generator=self.noise).to(mu)
+        return mu + torch.exp(0.5 * logvar) * epsilon

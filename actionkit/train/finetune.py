@@ -90,7 +90,7 @@ def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunR
         resuming = config.resume and (Path(config.out) / "checkpoint.pt").exists()
         if config.data.head_init == "linear-probe" and not resuming:
             _probe_head(encoder, train, model_config, device, config.data.workers, say)
-        task = Task(encoder, config.task)
+        task = Task(encoder, config.task, seed=config.train.seed)
         if task.needs_flow:
             say(f"flow targets: {config.data.flow_method}, computed on first use and cached")
         train_loader, val_loader = _loaders(config, task, train, val, model_config)

@@ -149,6 +149,7 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
         restore_rng(state.rng)
+        task.restore_random_state(state.rng)
         start_epoch, step, best = state.epoch, state.step, state.best_metric
         if main:
             metrics.keep_epochs_before(start_epoch)
@@ -176,8 +177,9 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
                     save_confusion(result, model_config.labels, run_dir / "plots", "best epoch")
             save_pretrained(task.encoder, run_dir / "last", config=model_config, metrics=_card_metrics(last))
             plot_metrics(metrics.records(), run_dir / "plots")
+            rng = rng_state() | task.random_state()
             save_checkpoint(run_dir, TrainingState(epoch + 1, step, task.state_dict(), optimizer.state_dict(),
-                                                   scheduler.state_dict(), rng_state(), settings, best))
+                                                   scheduler.state_dict(), rng, settings, best))
         distributed.barrier()
     return RunResult(run_dir, config.epochs, best, last, time.perf_counter() - started)
 

@@ -11,8 +11,8 @@ One :class:`Task` covers the three objectives the product trains with, as indepe
   at the start of each epoch (Algorithm 1: at the first epoch, the pretrained encoder).
 
 The loop sees only ``forward(batch) -> TaskOutput``, ``start_epoch``, ``evaluate_logits``,
-``trainable_parameters``, ``decoder_parameters`` and ``encoder`` (the I3D that is saved and exported:
-no decoder, no teacher).
+``trainable_parameters``, ``decoder_parameters``, ``random_state`` / ``restore_random_state`` (for
+checkpoints) and ``encoder`` (the I3D that is saved and exported: no decoder, no teacher).
 Reductions over the batch are documented in :mod:`actionkit.train.losses`.
 """
 
@@ -102,13 +102,15 @@ class Task(nn.Module):
     """An I3D encoder, the training-only parts its objective needs (Rev2Net's decoders, a teacher),
     and the loss. ``task.encoder`` is the I3D being trained."""
 
-    def __init__(self, encoder: I3D, config: TaskConfig) -> None:
+    def __init__(self, encoder: I3D, config: TaskConfig, seed: int = 0) -> None:
         super().__init__()
         self.config = config
         # The trained network: Rev2Net (encoder + decoders) or the bare I3D. One registration, so the
-        # encoder's weights appear once in the state dict.
+        # encoder's weights appear once in the state dict. ``seed`` seeds Rev2Net's own random streams
+        # (decoder initialisation, Gaussian noise), which leave torch's global generator alone.
         self.model: Rev2Net | I3D = (
-            Rev2Net(encoder, Rev2NetConfig(flow_decoder=config.flow_decoder, frame_decoder=config.frame_decoder))
+            Rev2Net(encoder, Rev2NetConfig(flow_decoder=config.flow_decoder, frame_decoder=config.frame_decoder),
+                    seed=seed)
             if config.rev2net else encoder)
         self.teacher: I3D | None = None
         if config.self_distill:
@@ -147,6 +149,15 @@ class Task(nn.Module):
         if self.teacher is not None:
             self.teacher.eval()  # always: running BN statistics, no dropout
         return self
+
+    def random_state(self) -> dict[str, torch.Tensor]:
+        """The states of the task's own generators (Rev2Net's Gaussian noise), for a checkpoint."""
+        return {"rev2net_noise": self.model.noise.get_state()} if isinstance(self.model, Rev2Net) else {}
+
+    def restore_random_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`random_state` returned (keys it does not know are ignored)."""
+        if isinstance(self.model, Rev2Net) and "rev2net_noise" in state:
+            self.model.noise.set_state(state["rev2net_noise"])
 
     def start_epoch(self, epoch: int) -> None:
         """Self-distillation: the teacher becomes a frozen copy of the encoder as it is now (the end of
