@@ -1,5 +1,5 @@
 """Rev2Net: output shapes, the decoders' design (matching DDP layers, value ranges), sampling vs μ,
-switched-off decoders, and that the decoders stay weak."""
+switched-off decoders, that the decoders stay weak, and that the seed fixes Rev2Net's own random streams."""
 
 import copy
 

@@ -1,9 +1,9 @@
 """Training state on disk: written atomically each epoch, restored exactly by ``--resume``.
 
 ``checkpoint.pt`` holds the task (encoder, decoders, teacher), optimizer, scheduler, completed epochs,
-optimizer steps, the torch RNG states and the run's settings. It is written to a temporary file and
-renamed, so a kill at any moment leaves the previous checkpoint intact. Loading uses
-``torch.load(weights_only=True)``: no code runs from a checkpoint file.
+optimizer steps, the torch RNG states (with the task's own generators: Rev2Net's Gaussian noise) and the
+run's settings. It is written to a temporary file and renamed, so a kill at any moment leaves the previous
+checkpoint intact. Loading uses ``torch.load(weights_only=True)``: no code runs from a checkpoint file.
 """
 
 from __future__ import annotations
