@@ -34,6 +34,7 @@ import torch
 
 from actionkit.data.check import check_dataset
 from actionkit.data.datasets import scan_dataset
+from actionkit.data.loader import FLOW_SPANS
 from actionkit.hub import load_pretrained
 from actionkit.train.finetune import DataConfig, FinetuneConfig, evaluation_preprocessing, finetune
 from actionkit.train.linear_probe import extract_features, fit_linear_probe
@@ -95,7 +96,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--decoder-lr-scale", type=float, default=1.0,
                         help="Rev2Net variants: the decoders' lr multiplier; other than 1, their results and "
                              "run folders are named VARIANT-declrN beside the default ones")
-    parser.add_argument("--flow-span", default="frame", choices=["clip", "frame"],
+    parser.add_argument("--flow-span", default="frame", choices=FLOW_SPANS,
                         help="Rev2Net's flow targets: frame (the video's frame-to-frame flow; what the committed "
                              "results used) or clip (clip frame to next clip frame, the library's default; "
                              "results named VARIANT-clipflow)")

@@ -45,7 +45,7 @@ FLOW_SPANS = ("clip", "frame")
 def check_flow_span(flow_span: str) -> None:
     """Raise ValueError unless ``flow_span`` is one of :data:`FLOW_SPANS` (see :class:`ClipConfig`)."""
     if flow_span not in FLOW_SPANS:
-        raise ValueError(f"flow_span must be 'clip' or 'frame', got {flow_span!r}")
+        raise ValueError(f"flow_span must be one of {', '.join(FLOW_SPANS)}, got {flow_span!r}")
 
 
 @dataclass
