@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import statistics
 import sys
 from pathlib import Path
 
@@ -40,3 +41,31 @@ def test_pooled_top1_is_the_share_of_all_clips_and_needs_every_fold() -> None:
     assert pooled["baseline"]["vs_baseline"] is None
     table = format_folds(pooled)
     assert "| plain | 75.0% | 50.0% | 100.0% | 0.0% | 43.8% | -6.2 |" in table
+
+
+def test_pairing_with_plain_counts_each_seeds_lead_and_every_folds_clips(tmp_path: Path) -> None:
+    from ut_interaction_paired import format_paired, pair_with_reference, plot_paired
+
+    sizes = {"sequence": 24, "sequence-fold1": 24, "sequence-fold2": 24, "sequence-fold3": 24}
+    folds = list(sizes)
+
+    def results(**variants: list[int]) -> dict:  # variant -> correct clips per fold
+        return {f"{fold}/{v}": {"top1": n / 24} for v, counts in variants.items() for fold, n in zip(folds, counts)}
+
+    per_seed = {0: results(plain=[18, 20, 20, 22], rev2net=[19, 20, 18, 22], baseline=[18, 21, 18, 21]),
+                1: results(plain=[17, 21, 21, 22], rev2net=[17, 21, 21, 22], baseline=[18, 21, 18, 21]),
+                2: results(plain=[20, 20, 20, 20], rev2net=[21, 21, 21, 21])}  # seed 2: no baseline run
+    paired = pair_with_reference(per_seed, sizes)
+    assert list(paired) == ["baseline", "rev2net"]  # pool_folds order: the baseline first
+    rev2net = paired["rev2net"]
+    assert rev2net["lead_per_seed"] == pytest.approx({"0": -1 / 96, "1": 0.0, "2": 4 / 96})
+    assert rev2net["mean_lead"] == pytest.approx(1 / 96)
+    assert rev2net["stdev_lead"] == pytest.approx(statistics.stdev([-1 / 96, 0.0, 4 / 96]))
+    assert rev2net["fold_pairs"] == {"more": 5, "same": 6, "fewer": 1, "net_clips": 3, "predictions": 288}
+    baseline = paired["baseline"]  # the seeds where both ran
+    assert baseline["lead_per_seed"] == pytest.approx({"0": -2 / 96, "1": -3 / 96})
+    assert baseline["fold_pairs"]["predictions"] == 192
+    assert "| rev2net | 3 | 84.7% | 83.7% | -1.0, +0.0, +4.2 | +1.0 ± 2.8 | 5 / 6 / 1 | +3 of 288 |" \
+        in format_paired(paired)
+    png = plot_paired(paired, tmp_path / "paired.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
