@@ -112,7 +112,7 @@ def plot_paired(paired: dict[str, dict], path: Path, reference: str = REFERENCE)
         offsets = [0.12 * (i - (len(leads) - 1) / 2) for i in range(len(leads))]
         ax.scatter([x + o for o in offsets], leads, color="tab:blue", zorder=3, s=18)
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(paired)), list(paired), rotation=15, ha="right")
+    ax.set_xticks(range(len(paired)), [f"{v}\n({len(row['lead_per_seed'])} seeds)" for v, row in paired.items()])
     ax.set_ylabel(f"top-1 lead over {reference} (points)")
     ax.set_title(f"each seed's lead over {reference} fine-tuning (dots) and the mean (bars)")
     fig.tight_layout()
