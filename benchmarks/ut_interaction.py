@@ -60,6 +60,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results.pop("_settings", None)  # the last invocation's options, written beside the runs' rows
     for split in args.splits:
         for variant in ["baseline", *args.variants]:
             key = f"{split}/{result_name(variant, args.decoder_lr_scale, args.flow_span)}"
@@ -72,7 +73,6 @@ def main() -> None:
             results[key] = row
             results_path.parent.mkdir(parents=True, exist_ok=True)
             results_path.write_text(json.dumps({**results, "_settings": _settings(args)}, indent=2) + "\n")
-            results.pop("_settings", None)
             print(f"{key}: top-1 {100 * row['top1']:.1f}% in {row['seconds']:.0f} s", flush=True)
     print(_table(results, args))
 

@@ -1,9 +1,11 @@
-"""The UT-Interaction 4-fold comparison: its folds partition the real clips and pooling counts clips."""
+"""The UT-Interaction benchmark scripts: folds partition the real clips, pooling and pairing count clips."""
 
 from __future__ import annotations
 
 import csv
+import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,3 +71,15 @@ def test_pairing_with_plain_counts_each_seeds_lead_and_every_folds_clips(tmp_pat
         in format_paired(paired)
     png = plot_paired(paired, tmp_path / "paired.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerunning_a_finished_comparison_prints_its_table_without_running_anything(tmp_path: Path) -> None:
+    rows = {f"sequence/{v}": {"top1": top1, "mean_class": top1, "seconds": 90.0}
+            for v, top1 in (("baseline", 0.75), ("plain", 0.875))}
+    (tmp_path / "results.json").write_text(json.dumps({**rows, "_settings": {"seed": 0}}))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ut_interaction.py"
+    done = subprocess.run([sys.executable, str(script), "--model", str(tmp_path / "unused"), "--out", str(tmp_path),
+                           "--splits", "sequence", "--variants", "plain"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "sequence/plain: done before, top-1 87.5%" in done.stdout
+    assert "| sequence | plain | 87.5% | 87.5% | 1.5 min |" in done.stdout
