@@ -84,8 +84,9 @@ def pair_with_reference(per_seed: dict[int, dict[str, dict]], sizes: dict[str, i
 
 
 def format_paired(paired: dict[str, dict], reference: str = REFERENCE) -> str:
-    lines = [f"| variant | seeds | mean top-1 | {reference} (same seeds) | lead per seed | mean lead ± sd | "
-             "folds more / same / fewer | net clips |", "|---|---|---|---|---|---|---|---|"]
+    header = (f"| variant | seeds | mean top-1 | {reference} (same seeds) | lead per seed | mean lead ± sd | "
+              "folds more / same / fewer | net clips |")
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
     for variant, row in paired.items():
         mean = statistics.mean(row["top1_per_seed"].values())
         reference_mean = statistics.mean(row["reference_top1_per_seed"].values())
