@@ -55,9 +55,9 @@ def pair_with_reference(per_seed: dict[int, dict[str, dict]], sizes: dict[str, i
 
     ``per_seed`` holds each seed's ``results.json`` (``fold/variant`` -> row with ``top1``). A variant
     enters with the seeds where it and the reference have every fold. Per variant: ``top1_per_seed``,
-    ``lead_per_seed`` (points of pooled top-1 over the reference, as fractions), their mean and
-    standard deviation, and ``fold_pairs``: over every seed's folds, how many the variant classified more,
-    as many or fewer clips of correctly than the reference, and the net number of clips.
+    ``lead_per_seed`` (its pooled top-1 minus the reference's, as a fraction), their mean and standard
+    deviation, and ``fold_pairs``: over every seed's folds, in how many the variant classified more, as
+    many or fewer clips correctly than the reference, and the net number of clips.
     """
     pooled = {seed: pool_folds(results, sizes) for seed, results in per_seed.items()}
     variants = [v for v in dict.fromkeys(v for rows in pooled.values() for v in rows) if v != reference]
