@@ -7,24 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from actionkit.errors import ActionkitError
+from actionkit.plotting import pyplot
 
 if TYPE_CHECKING:
     from actionkit.timeline import Timeline
 
 MAX_LINES = 6  # labels drawn: those of the segments first, then the highest mean probabilities
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise ActionkitError("the timeline plot needs matplotlib: pip install 'actionkit[train]' "
-                             "(or pip install matplotlib)") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plotted_labels(timeline: "Timeline", limit: int = MAX_LINES) -> list[int]:
@@ -46,7 +34,7 @@ def plotted_labels(timeline: "Timeline", limit: int = MAX_LINES) -> list[int]:
 def plot_timeline(timeline: "Timeline", path: str | Path) -> Path:
     """Write the plot to ``path``: x is time in seconds; each drawn label's probability is a line through
     the window centres; segments are labelled bars in the same colours; the threshold is dashed."""
-    plt = _pyplot()
+    plt = pyplot("the timeline plot")
     path = Path(path)
     chosen = plotted_labels(timeline)
     colours = {i: plt.get_cmap("tab10")(k % 10) for k, i in enumerate(chosen)}

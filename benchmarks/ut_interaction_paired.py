@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from actionkit.plotting import pyplot
 from ut_interaction import DEFAULT_UT
 from ut_interaction_folds import fold_sizes, pool_folds
 
@@ -101,11 +102,7 @@ def format_paired(paired: dict[str, dict], reference: str = REFERENCE) -> str:
 
 def plot_paired(paired: dict[str, dict], path: Path, reference: str = REFERENCE) -> Path:
     """One column per variant: each seed's lead over ``reference`` in points (dots) and their mean (bar)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("the paired plot")
     fig, ax = plt.subplots(figsize=(1.8 * max(len(paired), 2) + 1.5, 4))
     for x, row in enumerate(paired.values()):
         leads = [100 * v for v in row["lead_per_seed"].values()]

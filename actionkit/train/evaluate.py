@@ -13,6 +13,7 @@ import torch
 
 from actionkit.data.loader import finish_batch
 from actionkit.errors import ActionkitError
+from actionkit.plotting import pyplot
 
 Logits = Callable[[torch.Tensor], torch.Tensor]
 
@@ -95,10 +96,7 @@ def evaluate(logits_of: Logits, batches: Iterable[dict[str, Any]], num_classes: 
 
 def save_confusion(result: EvalResult, classes: list[str], out_dir: Path, title: str = "confusion matrix") -> list[Path]:
     """confusion.json (counts, classes, metrics) and confusion.png (row-normalised, counts printed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the confusion-matrix plot")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "confusion.json"

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from actionkit.plotting import pyplot
+
 METRICS_NAME = "metrics.jsonl"
 
 
@@ -33,10 +35,7 @@ class MetricsLog:
 def plot_metrics(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """loss.png (every loss term per optimizer step, with a moving average) and accuracy.png
     (validation top-1 / top-5 / mean-class accuracy per epoch)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the training plots")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -1,0 +1,24 @@
+"""matplotlib for the PNG plots (training curves, confusion matrices, timelines), imported on first use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actionkit.errors import ActionkitError
+
+
+def pyplot(plot: str) -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (files only: no display, no GUI toolkit).
+
+    matplotlib comes with the ``train`` extra; without it, an :class:`ActionkitError` names ``plot`` (what
+    needed it) and the install command.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise ActionkitError(f"{plot} needs matplotlib: pip install 'actionkit[train]' "
+                             "(or pip install matplotlib)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
