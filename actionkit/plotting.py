@@ -7,16 +7,16 @@ from typing import Any
 from actionkit.errors import ActionkitError
 
 
-def pyplot(plot: str) -> Any:
+def pyplot(purpose: str) -> Any:
     """``matplotlib.pyplot`` on the Agg backend (files only: no display, no GUI toolkit).
 
-    matplotlib comes with the ``train`` extra; without it, an :class:`ActionkitError` names ``plot`` (what
-    needed it) and the install command.
+    matplotlib comes with the ``train`` extra; without it, an :class:`ActionkitError` names ``purpose``
+    (the work that needed it) and the install command.
     """
     try:
         import matplotlib
     except ImportError:
-        raise ActionkitError(f"{plot} needs matplotlib: pip install 'actionkit[train]' "
+        raise ActionkitError(f"{purpose} needs matplotlib: pip install 'actionkit[train]' "
                              "(or pip install matplotlib)") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

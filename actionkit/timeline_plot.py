@@ -34,7 +34,7 @@ def plotted_labels(timeline: "Timeline", limit: int = MAX_LINES) -> list[int]:
 def plot_timeline(timeline: "Timeline", path: str | Path) -> Path:
     """Write the plot to ``path``: x is time in seconds; each drawn label's probability is a line through
     the window centres; segments are labelled bars in the same colours; the threshold is dashed."""
-    plt = pyplot("the timeline plot")
+    plt = pyplot("plotting the timeline")
     path = Path(path)
     chosen = plotted_labels(timeline)
     colours = {i: plt.get_cmap("tab10")(k % 10) for k, i in enumerate(chosen)}

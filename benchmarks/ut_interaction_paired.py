@@ -102,7 +102,7 @@ def format_paired(paired: dict[str, dict], reference: str = REFERENCE) -> str:
 
 def plot_paired(paired: dict[str, dict], path: Path, reference: str = REFERENCE) -> Path:
     """One column per variant: each seed's lead over ``reference`` in points (dots) and their mean (bar)."""
-    plt = pyplot("the paired plot")
+    plt = pyplot("plotting the paired leads")
     fig, ax = plt.subplots(figsize=(1.8 * max(len(paired), 2) + 1.5, 4))
     for x, row in enumerate(paired.values()):
         leads = [100 * v for v in row["lead_per_seed"].values()]

@@ -96,7 +96,7 @@ def evaluate(logits_of: Logits, batches: Iterable[dict[str, Any]], num_classes: 
 
 def save_confusion(result: EvalResult, classes: list[str], out_dir: Path, title: str = "confusion matrix") -> list[Path]:
     """confusion.json (counts, classes, metrics) and confusion.png (row-normalised, counts printed)."""
-    plt = pyplot("the confusion-matrix plot")
+    plt = pyplot("plotting the confusion matrix")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "confusion.json"

@@ -35,7 +35,7 @@ class MetricsLog:
 def plot_metrics(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """loss.png (every loss term per optimizer step, with a moving average) and accuracy.png
     (validation top-1 / top-5 / mean-class accuracy per epoch)."""
-    plt = pyplot("the training plots")
+    plt = pyplot("plotting the training curves")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
