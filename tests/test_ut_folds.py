@@ -67,8 +67,10 @@ def test_pairing_with_plain_counts_each_seeds_lead_and_every_folds_clips(tmp_pat
     baseline = paired["baseline"]  # the seeds where both ran
     assert baseline["lead_per_seed"] == pytest.approx({"0": -2 / 96, "1": -3 / 96})
     assert baseline["fold_pairs"]["predictions"] == 192
-    assert "| rev2net | 3 | 84.7% | 83.7% | -1.0, +0.0, +4.2 | +1.0 ± 2.8 | 5 / 6 / 1 | +3 of 288 |" \
-        in format_paired(paired)
+    low, high = rev2net["lead_ci95"]
+    assert -1 / 24 <= low < 1 / 96 < high <= 1 / 24  # around the mean, inside the fold pairs' range
+    assert f"| +1.0 ± 2.8 | {100 * low:+.1f} to {100 * high:+.1f} | 5 / 6 / 1 | +3 of 288 |" in format_paired(paired)
+    assert "| rev2net | 3 | 84.7% | 83.7% | -1.0, +0.0, +4.2 |" in format_paired(paired)
     png = plot_paired(paired, tmp_path / "paired.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -84,3 +86,12 @@ def test_rerunning_a_finished_comparison_prints_its_table_without_running_anythi
     assert done.returncode == 0, done.stderr
     assert "sequence/plain: done before, top-1 87.5%" in done.stdout
     assert "| sequence | plain | 87.5% | 87.5% | 1.5 min |" in done.stdout
+
+
+def test_the_lead_interval_pools_each_resample_of_fold_pairs() -> None:
+    from ut_interaction_paired import bootstrap_lead_interval
+
+    # Two pairs, one clip lost and one gained in 24: resamples pool to -1/24 (a quarter of them), 0 or +1/24.
+    assert bootstrap_lead_interval([-1, 1], [24, 24]) == pytest.approx([-1 / 24, 1 / 24])
+    assert bootstrap_lead_interval([3, 0], [12, 36]) == pytest.approx([0.0, 0.25])  # 6 of 24, or 0 of 72
+    assert bootstrap_lead_interval([2, 2, 2], [24, 24, 24]) == pytest.approx([2 / 24, 2 / 24])
