@@ -56,6 +56,20 @@ def save_pretrained(model: I3D, directory: str | Path, config: ModelConfig | Non
     return directory
 
 
+RUN_MODEL_FOLDERS = ("best", "last")  # what a training run folder holds, in the order they are taken
+
+
+def model_folder(directory: Path) -> Path:
+    """``directory`` when it is a model folder; for a training run folder (no ``config.json`` of its own)
+    the model inside it: ``best/``, else ``last/``. Anything else is returned as is."""
+    if (directory / CONFIG_NAME).is_file():
+        return directory
+    for name in RUN_MODEL_FOLDERS:
+        if (directory / name / CONFIG_NAME).is_file():
+            return directory / name
+    return directory
+
+
 def load_folder(directory: Path, source: str | None = None) -> I3D:
     """An I3D from a Hub-format folder (or the two files a Hub download resolved to)."""
     return _build(directory / CONFIG_NAME, directory / WEIGHTS_NAME, source or str(directory))
@@ -82,11 +96,12 @@ def _looks_like_local_path(source: str) -> bool:
 
 def load_pretrained(source: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
                     local_files_only: bool = False, token: str | bool | None = None) -> I3D:
-    """An I3D (in eval mode, with ``pretrained_cfg``) from a Hub folder, a DeepMind / pytorch-i3d
-    checkpoint file, or a Hugging Face repo id (``org/name``)."""
+    """An I3D (in eval mode, with ``pretrained_cfg``) from a Hub folder, a training run folder (its
+    ``best/`` model, else ``last/``), a DeepMind / pytorch-i3d checkpoint file, or a Hugging Face repo id
+    (``org/name``)."""
     path = Path(source).expanduser()
     if path.is_dir():
-        return load_folder(path)
+        return load_folder(model_folder(path))
     if path.is_file():
         from actionkit.convert import checkpoint_to_model  # checkpoint files are converted in memory
         return checkpoint_to_model(path)

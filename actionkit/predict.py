@@ -32,7 +32,7 @@ from actionkit.data.video import as_frames, expand_video_paths, read_planned_fra
 from actionkit.data.sampling import plan_clips
 from actionkit.data.views import evaluation_views
 from actionkit.errors import ActionkitError, VideoError
-from actionkit.hub import CONFIG_NAME, load_pretrained, model_config_of
+from actionkit.hub import CONFIG_NAME, load_pretrained, model_config_of, model_folder
 from actionkit.load_ahead import decode_threads, load_ahead
 from actionkit.models.i3d import I3D
 from actionkit.progress import progress_bar
@@ -117,8 +117,9 @@ class Recognizer:
     def from_pretrained(cls, source: str | os.PathLike, device: str | torch.device | None = None,
                         backend: BackendName = "auto", precision: Precision = "auto", compile: bool = False,
                         **hub_kwargs: Any) -> "Recognizer":
-        """From a Hub folder or an export folder (``actionkit export``), a ``.onnx`` or ``.engine`` file,
-        a DeepMind / pytorch-i3d checkpoint file or a Hub repo id (``revision=``, ``cache_dir=``,
+        """From a Hub folder, a training run folder (its ``best/`` model, else ``last/``), an export folder
+        (``actionkit export``), a ``.onnx`` or ``.engine`` file, a DeepMind / pytorch-i3d checkpoint
+        file or a Hub repo id (``revision=``, ``cache_dir=``,
         ``local_files_only=``, ``token=`` go to the Hub download). ``backend``: ``"torch"``,
         ``"onnxruntime"`` and ``"tensorrt"`` need the matching file (``model.safetensors``,
         ``model.onnx``, ``model.engine``); ``"auto"`` takes the fastest the folder and machine allow.
@@ -126,6 +127,8 @@ class Recognizer:
         precision)."""
         target = torch.device(device) if device is not None else default_device()
         path = Path(source).expanduser()
+        if path.is_dir():
+            path = source = model_folder(path)
         if path.is_file() and path.suffix in (".onnx", ".engine"):
             folder, artifact = path.parent, path
             chosen = {".onnx": "onnxruntime", ".engine": "tensorrt"}[path.suffix]

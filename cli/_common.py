@@ -11,7 +11,8 @@ import typer
 from actionkit.errors import ActionkitError
 
 ModelOption = Annotated[str, typer.Option(
-    "--model", "-m", help="Hub-format folder, DeepMind / pytorch-i3d checkpoint file, or Hub repo id (org/name).")]
+    "--model", "-m", help="Hub-format folder, training run folder (its best/ model), export folder, DeepMind / "
+                          "pytorch-i3d checkpoint file, or Hub repo id (org/name).")]
 RevisionOption = Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit) for a repo id.")]
 SplitByOption = Annotated[str | None, typer.Option(
     help="CSV without a split column: the column whose values assign the splits (e.g. sequence).")]

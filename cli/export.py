@@ -11,8 +11,10 @@ from ._common import user_errors
 
 
 def export(
-    model: Annotated[str, typer.Option("--model", "-m", help="Hub folder, training run folder, checkpoint file or repo id.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the artifacts (created).")],
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Hub folder, training run folder, checkpoint file "
+                                              "or repo id (required unless --list).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the artifacts, created "
+                                             "(required unless --list).")] = None,
     onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Write model.onnx (TensorRT needs it anyway).")] = True,
     trt: Annotated[bool, typer.Option("--trt", help="Also build a TensorRT engine (needs tensorrt and a GPU).")] = False,
     fp16: Annotated[bool | None, typer.Option("--fp16/--fp32", help="fp16: also model.fp16.onnx, and a fp16 engine "
@@ -36,6 +38,9 @@ def export(
         for name, file, devices, options in format_table():
             typer.echo(f"{name:<10}{file:<20}{devices:<10}{options}")
         raise typer.Exit()
+    for option, value in (("--model", model), ("--out", out)):
+        if value is None:
+            raise typer.BadParameter("required (only --list runs without it).", param_hint=f"'{option}'")
     with user_errors():
         result = export_model(model, out, onnx=onnx, tensorrt=trt, fp16=fp16, opset=opset,
                               dynamic_clip_len=dynamic_clip_len, min_batch=min_batch, opt_batch=opt_batch,

@@ -23,7 +23,8 @@ OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkp
 def finetune(
     data: DataOption,
     out: OutOption,
-    model: Annotated[str, typer.Option("--model", "-m", help="Pretrained model: Hub folder, checkpoint file or repo id.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Pretrained model: Hub folder, training run folder "
+                                                   "(its best/ model), checkpoint file or repo id.")],
     self_distill: Annotated[bool, typer.Option("--self-distill", help="Self-distillation: last epoch's frozen encoder teaches.")] = False,
     sd_weight: Annotated[float, typer.Option(help="λ of the self-distillation loss.")] = 100.0,
     rev2net: Annotated[bool, typer.Option("--rev2net", help="Rev2Net multi-task objective (flow + reversed frames decoders).")] = False,
@@ -113,7 +114,8 @@ train = _rev2net_on(finetune)
 
 def evaluate(
     data: DataOption,
-    model: Annotated[str, typer.Option("--model", "-m", help="Hub folder, checkpoint file or repo id.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Hub folder, training run folder (its best/ model), "
+                                                             "checkpoint file or repo id.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "val",
     class_map: Annotated[Path | None, typer.Option(help="Map the model's classes onto the dataset's (JSON or TSV).")] = None,
     num_clips: Annotated[int | None, typer.Option(min=1, help="Clips per video (default: the model's config).")] = None,

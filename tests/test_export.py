@@ -220,9 +220,12 @@ def test_options_a_format_does_not_take_are_errors(k400_dir: Path, tmp_path: Pat
     assert not (tmp_path / "x").exists()  # refused before any work
     with pytest.raises(Exception, match="opset 16 is outside 17-20"):
         OnnxOptions(opset=16)
-    listed = subprocess.run([sys.executable, "-m", "actionkit.cli", "export", "--model", "x", "--out", "y", "--list"],
+    listed = subprocess.run([sys.executable, "-m", "actionkit.cli", "export", "--list"],
                             capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0 and "tensorrt  model.engine" in listed.stdout
+    unlisted = subprocess.run([sys.executable, "-m", "actionkit.cli", "export", "--out", str(tmp_path / "x")],
+                              capture_output=True, text=True, timeout=300)
+    assert unlisted.returncode == 2 and "'--model': required" in unlisted.stderr and not (tmp_path / "x").exists()
 
 
 def test_export_of_a_bad_source_names_it(tmp_path: Path) -> None:

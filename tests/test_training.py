@@ -78,6 +78,12 @@ def test_finetune_writes_a_complete_run_folder(tiny_data: Path, k400_dir: Path, 
     predicted = _cli("predict", str(tiny_data / "0_1_4.avi"), "--model", str(out / "best"), "--json")
     assert predicted.returncode == 0, predicted.stderr
     assert json.loads(predicted.stdout)[0]["predictions"][0]["label"] in run["classes"]
+    # the run folder itself stands for its best/ model wherever a model is taken
+    from actionkit import Recognizer
+
+    (from_run,) = Recognizer.from_pretrained(out, device="cpu").predict([tiny_data / "0_1_4.avi"], top_k=3)
+    assert [(p.label, round(p.score, 4)) for p in from_run.predictions] == \
+        [(p["label"], round(p["score"], 4)) for p in json.loads(predicted.stdout)[0]["predictions"][:3]]
 
 
 def test_strict_mode_refuses_unreadable_videos(tiny_data: Path, k400_dir: Path, tmp_path: Path) -> None:
