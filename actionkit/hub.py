@@ -108,6 +108,10 @@ def load_pretrained(source: str | Path, *, revision: str | None = None, cache_di
     source = str(source)
     if _looks_like_local_path(source):
         raise ModelNotFoundError(source, "no such file or folder (and not a Hub repo id of the form org/name)")
+    parent = path.parent
+    if parent.is_dir():  # "models/typo" beside a local models/ folder: a mistyped path, not a repo id to retry
+        raise ModelNotFoundError(source, f"no such folder in {parent}/ (read as a local path because {parent}/ "
+                                         "exists here; to fetch the Hub repo of that name, run from another folder)")
     return _download(source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
 
 

@@ -5,13 +5,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from actionkit import I3D, CheckpointError
+from actionkit import I3D, CheckpointError, ModelNotFoundError
 
 REPO_ID = "acme/i3d-kinetics-400"
 FILES = {"config.json", "model.safetensors", "README.md"}
@@ -62,7 +63,7 @@ def test_strict_loading_names_missing_and_unexpected_tensors(k400_dir: Path, tmp
     assert "unexpected tensors: decoder.weight" in message
 
 
-def test_folder_without_weights_or_config(tmp_path: Path, k400_dir: Path) -> None:
+def test_folder_without_weights_or_config(tmp_path: Path, k400_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "only_config").mkdir()
     shutil.copy(k400_dir / "config.json", tmp_path / "only_config")
     with pytest.raises(CheckpointError, match="only_config: model.safetensors is missing"):
@@ -70,6 +71,12 @@ def test_folder_without_weights_or_config(tmp_path: Path, k400_dir: Path) -> Non
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="config.json is missing"):
         I3D.from_pretrained(str(tmp_path / "empty"))
+    # org/name where org/ is a local folder: a mistyped local path, refused at once without asking the Hub
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(ModelNotFoundError, match="empty/typo: no such folder in empty/"):
+        I3D.from_pretrained("empty/typo")
+    assert time.monotonic() - started < 1
 
 
 def _fill_cache(cache: Path, repo_id: str, revisions: dict[str, Path]) -> None:
