@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -90,6 +91,8 @@ def finetune(
                               decoder_lr_scale=decoder_lr_scale,
                               channels_last=channels_last))
         result = run_finetune(config, log=lambda line: typer.echo(line, err=True))
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports; the others saw no validation
+        return
     best = f"{100 * result.best_top1:.1f}%" if result.best_top1 is not None else "n/a (no val split)"
     typer.echo(f"done: {result.epochs} epoch(s) in {result.seconds:.0f} s, best val top-1 {best}; "
                f"models in {out}/best and {out}/last")

@@ -143,6 +143,7 @@ def test_torchrun_two_processes_on_cpu(tiny_data: Path, k400_dir: Path, tmp_path
                            str(out), "--epochs", "2", *TINY], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("replacing the model's 400-class classifier") == 1  # rank 0 logs
+    assert done.stdout.count("done: 2 epoch(s)") == 1 and "best val top-1 n/a" not in done.stdout  # and reports
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["checkpoint.pt", "classes.json", "metrics.jsonl", "run.json"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["split"] == "val"] == [0, 1]
