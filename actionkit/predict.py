@@ -26,10 +26,10 @@ from actionkit.backends import (
     TorchBackend,
     choose_backend,
 )
-from actionkit.config import ModelConfig
+from actionkit.config import ModelConfig, PreprocessConfig
 from actionkit.data.transforms import to_model_input
 from actionkit.data.video import as_frames, expand_video_paths, read_planned_frames
-from actionkit.data.sampling import plan_clips
+from actionkit.data.sampling import clip_span, plan_clips
 from actionkit.data.views import evaluation_views
 from actionkit.errors import ActionkitError, VideoError
 from actionkit.hub import CONFIG_NAME, load_pretrained, model_config_of, model_folder
@@ -90,6 +90,16 @@ class _PreparedVideo:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def looped_warning(name: str, num_frames: int, pre: PreprocessConfig) -> str:
+    """What a result says when its video was shorter than one clip and looped to fill it."""
+    if pre.frame_sampling == "uniform" or pre.frame_stride == 1:
+        needed = f"the {pre.clip_len}-frame clip"
+    else:
+        needed = (f"the {clip_span(pre.clip_len, pre.frame_stride)}-frame span of one clip "
+                  f"({pre.clip_len} frames {pre.frame_stride} apart)")
+    return f"{name}: {num_frames} frames, shorter than {needed}; the video was looped to fill it"
 
 
 class Recognizer:
@@ -282,8 +292,7 @@ class Recognizer:
         clips, looped = evaluation_views(frames_at, num_frames, pre, num_clips, num_crops)
         warnings = []
         if looped:
-            warnings.append(f"{name}: {num_frames} frames, shorter than the {pre.clip_len}-frame clip; "
-                            "the video was looped to fill it")
+            warnings.append(looped_warning(name, num_frames, pre))
         return _PreparedVideo(index, clips, warnings)
 
     @property

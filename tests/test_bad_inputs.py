@@ -4,13 +4,14 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from actionkit import (CorruptVideoError, EmptyVideoError, NotAVideoError, Recognizer, VideoError,
+from actionkit import (I3D, CorruptVideoError, EmptyVideoError, NotAVideoError, Recognizer, VideoError,
                        VideoNotFoundError)
 from actionkit.cli.app import app
 from actionkit.data.video import read_video
@@ -100,6 +101,13 @@ def test_unusual_but_valid_videos_are_predicted(bad: dict[str, Path], k400_fast_
         assert result.ok and len(result.predictions) == 2, case
     short = results[0]
     assert short.warnings == [f"{bad['short']}: 6 frames, shorter than the 16-frame clip; the video was looped to fill it"]
+    # frames taken 4 apart: what the video falls short of is the clip's span, not its frame count
+    model = I3D.from_pretrained(str(k400_fast_dir))
+    config = model.pretrained_cfg
+    config.preprocessing = replace(config.preprocessing, frame_sampling="consecutive", frame_stride=4)
+    (spaced,) = Recognizer(model, config, device="cpu").predict([str(bad["grayscale"])], top_k=1, on_error="raise")
+    assert spaced.warnings == [f"{bad['grayscale']}: 20 frames, shorter than the 61-frame span of one clip "
+                               "(16 frames 4 apart); the video was looped to fill it"]
     assert all(not r.warnings for r in results[1:])
     frames = read_video(bad["grayscale"]).frames
     assert frames.shape == (20, 96, 128, 3) and np.array_equal(frames[..., 0], frames[..., 2])
