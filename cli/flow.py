@@ -17,7 +17,8 @@ def flow(
     data: Annotated[Path, typer.Option("--data", "-d", help="Dataset folder (folder per class, list files or CSV).")],
     method: Annotated[str, typer.Option(help="dis (fast, default) or tvl1 (the paper's TV-L1, slow).")] = "dis",
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
-    cache_dir: Annotated[Path | None, typer.Option(help="Flow cache root (default: $ACTIONKIT_CACHE or ~/.cache/actionkit).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", "--flow-cache", help="Flow cache folder, as finetune's "
+                                                   "--flow-cache (default: $ACTIONKIT_CACHE/flow or ~/.cache/actionkit/flow).")] = None,
     split_by: SplitByOption = None,
     val: ValOption = None,
     test: TestOption = None,
@@ -26,7 +27,7 @@ def flow(
     with user_errors():
         if method not in ("dis", "tvl1"):
             raise ValueError(f"--method must be dis or tvl1, got {method!r}")
-        index = scan_dataset(data, split_by=split_by, val=split_values(val), test=split_values(test))
+        index = scan_dataset(data, split_by=split_by, val=split_values(val), test=split_values(test), need_split=False)
         typer.echo(index.describe())
         cache = FlowCache(cache_dir, FlowConfig(method=method))  # type: ignore[arg-type]
         report = precompute_flows([s.path for s in index.samples], cache, workers=workers)

@@ -66,7 +66,7 @@ def finetune(
     strict: Annotated[bool, typer.Option("--strict", help="Unreadable videos are an error instead of skipped.")] = False,
     workers: Annotated[int, typer.Option(min=0, help="Loader worker processes.")] = 2,
     flow: Annotated[str, typer.Option(help="Flow targets for Rev2Net: dis (fast) or tvl1 (the paper's).")] = "dis",
-    flow_cache: Annotated[Path | None, typer.Option(help="Flow cache root (default $ACTIONKIT_CACHE or ~/.cache/actionkit).")] = None,
+    flow_cache: Annotated[Path | None, typer.Option(help="Flow cache folder (default $ACTIONKIT_CACHE/flow or ~/.cache/actionkit/flow).")] = None,
     flow_span: Annotated[str, typer.Option(help="Flow targets: clip (each clip frame to the next clip frame) or "
                                                 "frame (to the next video frame; 1/stride of the motion).")] = "clip",
     seed: Annotated[int, typer.Option()] = 0,

@@ -140,6 +140,11 @@ def test_flow_command_precomputes_and_resumes(tmp_path: Path) -> None:
     cache.entry_path(data / "videos" / "1_1_2.avi").unlink()  # as if interrupted before this one
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "1 computed, 2 already cached" in again.stdout
+    # flow targets do not depend on the split: a CSV with none is fine, and --flow-cache names the same cache
+    unsplit = data / "unsplit.csv"
+    unsplit.write_text("path,label\n" + "\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+    plain = runner.invoke(app, ["flow", "--data", str(unsplit), "--flow-cache", str(tmp_path / "cache")])
+    assert plain.exit_code == 0 and "0 computed, 3 already cached" in plain.stdout, plain.output
     bad = runner.invoke(app, [*args, "--method", "farneback"])
     assert bad.exit_code == 1 and "--method must be dis or tvl1" in bad.stderr
     assert UT_VAL  # the UT split constants come from the dataset tests

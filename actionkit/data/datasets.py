@@ -139,11 +139,13 @@ def _checked_classes(classes: Sequence[str], source: str | Path) -> list[str]:
 
 def scan_dataset(root: str | Path, *, split_by: str | None = None, val: Sequence[str] | None = None,
                  test: Sequence[str] | None = None, classes: Sequence[str] | None = None,
-                 layout: str | None = None) -> DatasetIndex:
+                 layout: str | None = None, need_split: bool = True) -> DatasetIndex:
     """Index the dataset at ``root`` (a folder, or a CSV file): see the module docstring for the layouts.
 
     ``split_by``/``val``/``test`` assign splits in a CSV without a ``split`` column. ``classes`` fixes the
     class list and its order (a model's labels); ``layout`` ("list", "folders" or "csv") skips detection.
+    ``need_split=False`` accepts a CSV with no split at all (every row indexed as train), for work done
+    on every video whatever its split, such as flow targets.
     Raises :class:`DatasetError` naming the file (and line) and the problem.
     """
     root = Path(os.path.normpath(Path(root).expanduser().absolute()))
@@ -164,7 +166,7 @@ def scan_dataset(root: str | Path, *, split_by: str | None = None, val: Sequence
         index = _scan_folders(root, known)
     else:
         rows, source = (_read_lists(root) if layout == "list"
-                        else _read_csv(csv_file or _find_csv(root), split_by, val, test))
+                        else _read_csv(csv_file or _find_csv(root), split_by, val, test, need_split))
         index = _index_rows(root, layout, rows, known, source)
     if not index.split("train"):
         raise DatasetError(root, f"the train split is empty ({index.layout} layout)")
@@ -276,14 +278,14 @@ def _find_csv(root: Path) -> Path:
 
 
 def _read_csv(path: Path, split_by: str | None, val: Sequence[str] | None,
-              test: Sequence[str] | None) -> tuple[list[_Row], str]:
+              test: Sequence[str] | None, need_split: bool = True) -> tuple[list[_Row], str]:
     reader = csv.DictReader(io.StringIO(_read_text(path)), skipinitialspace=True)
     columns = [c.strip() for c in reader.fieldnames or []]
     reader.fieldnames = columns
     missing = [c for c in ("path", "label") if c not in columns]
     if missing:
         raise DatasetError(path, f"no {' or '.join(missing)} column (columns: {', '.join(columns) or 'none'})")
-    assign, source = _split_rule(path, columns, split_by, val, test)
+    assign, source = _split_rule(path, columns, split_by, val, test, need_split)
     rows, seen = [], set()
     for record in _csv_records(path, reader):
         if None in record or any(record[c] is None for c in columns):
@@ -308,7 +310,7 @@ def _csv_records(path: Path, reader: csv.DictReader) -> Iterator[dict]:
 
 
 def _split_rule(path: Path, columns: list[str], split_by: str | None, val: Sequence[str] | None,
-                test: Sequence[str] | None) -> tuple[Callable[[dict, int], str], str]:
+                test: Sequence[str] | None, need_split: bool = True) -> tuple[Callable[[dict, int], str], str]:
     """How a CSV row gets its split: its ``split`` column, or ``split_by``'s value in ``val``/``test``."""
     if "split" in columns:
         if split_by or val or test:
@@ -319,6 +321,8 @@ def _split_rule(path: Path, columns: list[str], split_by: str | None, val: Seque
                 raise DatasetError(path, f"split {record['split']!r} is not one of {', '.join(SPLITS)}", line)
             return record["split"]
         return from_column, path.name
+    if not need_split and not split_by and not val and not test:
+        return (lambda record, line: "train"), f"{path.name}, every row (no split)"
     if not split_by or not val:
         raise DatasetError(path, "no split column: pass split_by=COLUMN and val=[values] "
                                  "(CLI: --split-by COLUMN --val V1,V2) to choose the validation rows")
