@@ -129,12 +129,11 @@ class Recognizer:
                         **hub_kwargs: Any) -> "Recognizer":
         """From a Hub folder, a training run folder (its ``best/`` model, else ``last/``), an export folder
         (``actionkit export``), a ``.onnx`` or ``.engine`` file, a DeepMind / pytorch-i3d checkpoint
-        file or a Hub repo id (``revision=``, ``cache_dir=``,
-        ``local_files_only=``, ``token=`` go to the Hub download). ``backend``: ``"torch"``,
-        ``"onnxruntime"`` and ``"tensorrt"`` need the matching file (``model.safetensors``,
-        ``model.onnx``, ``model.engine``); ``"auto"`` takes the fastest the folder and machine allow.
-        ``precision`` and ``compile`` apply to the torch backend (exported artifacts carry their own
-        precision)."""
+        file or a Hub repo id (``revision=``, ``cache_dir=``, ``local_files_only=``, ``token=`` go to
+        the Hub download). ``backend``: ``"torch"``, ``"onnxruntime"`` and ``"tensorrt"`` need the
+        matching file (``model.safetensors``, ``model.onnx``, ``model.engine``); ``"auto"`` takes the
+        fastest the folder and machine allow. ``precision`` and ``compile`` apply to the torch backend
+        (exported artifacts carry their own precision)."""
         target = torch.device(device) if device is not None else default_device()
         path = Path(source).expanduser()
         if path.is_dir():
