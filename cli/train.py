@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from actionkit.train import distributed
 from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune as run_finetune
 from actionkit.train.loop import TrainConfig
 from actionkit.train.tasks import TaskConfig
@@ -91,7 +91,7 @@ def finetune(
                               decoder_lr_scale=decoder_lr_scale,
                               channels_last=channels_last))
         result = run_finetune(config, log=lambda line: typer.echo(line, err=True))
-    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports; the others saw no validation
+    if not distributed.is_main():  # under torchrun rank 0 reports; the others saw no validation
         return
     best = f"{100 * result.best_top1:.1f}%" if result.best_top1 is not None else "n/a (no val split)"
     typer.echo(f"done: {result.epochs} epoch(s) in {result.seconds:.0f} s, best val top-1 {best}; "

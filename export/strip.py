@@ -21,7 +21,7 @@ from torch import nn
 
 from actionkit.config import ModelConfig
 from actionkit.errors import CheckpointError
-from actionkit.hub import CONFIG_NAME, load_pretrained
+from actionkit.hub import CONFIG_NAME, RUN_MODEL_FOLDERS, load_pretrained, model_folder
 from actionkit.models.i3d import I3D
 from actionkit.state_dict import load_state_dict_strictly
 from actionkit.train.checkpoint import read_checkpoint_file
@@ -46,10 +46,10 @@ def load_for_export(source: str | Path, **hub_kwargs) -> tuple[I3D, str]:
     path = Path(source).expanduser()
     if path.is_dir() and (path / CONFIG_NAME).is_file():
         return load_pretrained(path), f"Hub folder {path}"
-    if path.is_dir() and any((path / name).exists() for name in (RUN_CHECKPOINT, "best", "last")):
-        for name in ("best", "last"):
-            if (path / name / CONFIG_NAME).is_file():
-                return load_pretrained(path / name), f"run folder {path}: its {name}/ model (encoder only)"
+    if path.is_dir() and any((path / name).exists() for name in (RUN_CHECKPOINT, *RUN_MODEL_FOLDERS)):
+        folder = model_folder(path)
+        if folder != path:
+            return load_pretrained(folder), f"run folder {path}: its {folder.name}/ model (encoder only)"
         return encoder_from_checkpoint(path / RUN_CHECKPOINT), f"run checkpoint {path / RUN_CHECKPOINT}"
     if path.is_file() and path.suffix == ".pt" and _is_training_checkpoint(path):
         return encoder_from_checkpoint(path), f"run checkpoint {path} (decoders and teacher dropped)"

@@ -23,8 +23,11 @@ def rank() -> int:
 
 
 def is_main() -> bool:
-    """Rank 0: the process that logs and writes files."""
-    return rank() == 0
+    """Rank 0: the process that logs, writes files and reports. Outside the process group (before it is
+    joined, after it is left) torchrun's ``RANK`` says which process this is."""
+    if dist.is_available() and dist.is_initialized():
+        return rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def launched_by_torchrun() -> bool:
