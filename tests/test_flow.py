@@ -18,6 +18,15 @@ from actionkit.errors import VideoNotFoundError
 from conftest import CLIPS, DATA, require
 from videos import truncate
 
+try:
+    import cv2
+
+    HAS_TVL1 = hasattr(cv2, "optflow")
+except ImportError:
+    HAS_TVL1 = False
+NEEDS_TVL1 = pytest.mark.skipif(not HAS_TVL1, reason="TV-L1 needs OpenCV's contrib build (cv2.optflow): "
+                                "opencv-contrib-python-headless, which the dev extra installs")
+
 # Three short UT-Interaction clips (52, 59 and 74 frames; 340×260, 308×232, 304×292).
 UT_CLIPS = ("set2/10_12_4.avi", "set1/44_8_4.avi", "set2/11_12_2.avi")
 
@@ -39,6 +48,7 @@ def _deepmind_flow() -> tuple[np.ndarray, np.ndarray]:
     return rgb, gif[:-1, ..., :2].astype(np.float32) / 255 - 0.5
 
 
+@NEEDS_TVL1
 def test_tvl1_matches_deepmind_flow_and_dis_is_close():
     """Acceptance: our TV-L1 against DeepMind's TV-L1 flow of the CricketShot clip.
 
@@ -79,7 +89,7 @@ def test_resize_flow_scales_vectors_with_the_image():
     assert resize_flow(flow[0], 8, 4).shape == (8, 4, 2)
 
 
-@pytest.mark.parametrize("method", ["dis", "tvl1"])
+@pytest.mark.parametrize("method", ["dis", pytest.param("tvl1", marks=NEEDS_TVL1)])
 def test_flow_is_pixels_from_frame_i_to_i_plus_1(method):
     """A textured image moved 3 px right and 2 px up: u ≈ +3, v ≈ -2 (image x and y)."""
     rng = np.random.default_rng(0)
@@ -209,3 +219,14 @@ def test_precompute_resumes_and_reports_bad_videos(ut_copies, tmp_path, capsys):
     assert (report.computed, report.skipped, len(report.failed)) == (1, 2, 2)
     assert "flow" in capsys.readouterr().err
     assert all(cache.has(video) for video in ut_copies)
+
+
+def test_tvl1_without_opencv_contrib_names_the_package(monkeypatch):
+    """Where OpenCV lacks its contrib modules (a plain opencv-python install), asking for TV-L1 says what
+    to install instead of failing on a missing attribute."""
+    cv2 = pytest.importorskip("cv2")
+    if hasattr(cv2, "optflow"):
+        monkeypatch.delattr(cv2, "optflow")
+    frames = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    with pytest.raises(ImportError, match="opencv-contrib-python-headless"):
+        compute_flow(frames, FlowConfig(method="tvl1"))
