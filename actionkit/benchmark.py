@@ -43,7 +43,7 @@ from actionkit.matmul_rate import matmul_flops, reference_calls
 from actionkit.predict import default_device
 from actionkit.progress import progress_bar
 
-BENCHMARK_BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BENCHMARK_BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")  # torch-compile: torch.compile (CUDA graphs on GPU)
 MATMULS_PER_ROUND = 3  # matrix products per library per round on CPU (about 0.1 s each)
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -106,13 +106,21 @@ _GPU_PEAKS: list[tuple[tuple[str, ...], float, float]] = [
 ]
 
 
-def peak_tflops(device_name: str, precision: str) -> float | None:
+def peak_tflops(device_name: str, precision: str, tf32: bool | None = None) -> float | None:
     """The data-sheet peak of a GPU named ``device_name`` (e.g. "NVIDIA H100 80GB HBM3") for
-    ``precision`` (fp32, bf16, fp16), or None for a GPU this table does not know (and for CPUs)."""
+    ``precision`` (fp32, bf16, fp16), or None for a GPU this table does not know (and for CPUs).
+
+    fp32 convolutions run on TF32 tensor cores when ``tf32`` (default: PyTorch's
+    ``torch.backends.cudnn.allow_tf32``, on unless turned off), so their peak is TF32's, half the
+    fp16 figure on these GPUs; without TF32 it is the plain fp32 peak. On an H100, fp32 reached 60
+    TFLOP/s, 89% of the plain 67: only tensor cores get there."""
     words = set(re.split(r"[\s\-_]+", device_name))
+    tf32 = torch.backends.cudnn.allow_tf32 if tf32 is None else tf32
     for needed, half, single in _GPU_PEAKS:
         if words.issuperset(needed):
-            return single if precision == "fp32" else half
+            if precision == "fp32":
+                return half / 2 if tf32 else single
+            return half
     return None
 
 
@@ -232,12 +240,14 @@ def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module,
         runner = once(folder / name, lambda: OnnxRuntimeBackend(folder / name, device))
         return None if runner.clip_len_error(clip_len) else runner  # type: ignore[attr-defined, return-value]
 
-    if backend == "torch":
+    if backend in ("torch", "torch-compile"):
         if precision == "fp16" and device.type == "cpu":
             return "fp16 autocast on CPU is emulated (use bf16 or fp32)"
         if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16_matmul():
             return "this CPU has no bf16 matrix units (AMX): bf16 would be emulated and slower than fp32"
-        return once((backend, precision), lambda: TorchBackend(model, device, precision))  # type: ignore[arg-type]
+        compiled = backend == "torch-compile"
+        return once((backend, precision), lambda: TorchBackend(model, device, precision,  # type: ignore[arg-type]
+                                                               compile=compiled))
     if backend == "onnxruntime":
         if not onnxruntime_importable():
             return "onnxruntime is not installed (pip install 'actionkit[onnx]')"
@@ -307,7 +317,9 @@ def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None) 
         peak = peak_tflops(device_name, r.precision) if device_name else None
         if peak:
             ceiling = peak * 1000 / r.gflop_per_clip
-            line += f", {100 * r.tflops / peak:.1f}% of the {peak:g} TFLOP/s peak (roofline {ceiling:.0f} clips/s)"
+            kind = " TF32" if r.precision == "fp32" and torch.backends.cudnn.allow_tf32 else ""
+            line += (f", {100 * r.tflops / peak:.1f}% of the {peak:g} TFLOP/s{kind} peak "
+                     f"(roofline {ceiling:.0f} clips/s)")
         rate = r.matmul_gflops
         if rate:
             line += (f", {100 * r.tflops * 1000 / rate:.0f}% of this CPU's {r.precision} matmul rate in "

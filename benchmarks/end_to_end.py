@@ -39,12 +39,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     videos = [p for p in expand_video_paths([args.videos]) if "flow" not in p.name]  # the flow GIF is not RGB video
     model = load_pretrained(args.model)
-    naive_seconds, naive_labels = _naive_loop(model, videos)
+    device = torch.device(args.device)
+    naive_seconds, naive_labels = _naive_loop(model, videos, device)
     print(f"naive loop: {len(videos)} videos in {naive_seconds:.2f} s", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for backend in args.backends:
-            recognizer = _recognizer(args.model, backend, Path(scratch))
+            recognizer = _recognizer(args.model, backend, Path(scratch), device)
             speed = end_to_end_speed(recognizer, videos, batch_size=args.batch_size, repeats=args.repeats)
             labels = [r.top1.label for r in recognizer.predict([str(v) for v in videos], top_k=1)]
             row = {**speed.to_dict(), "asked": backend, "speedup_over_naive": naive_seconds / speed.seconds,
@@ -60,6 +61,7 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"videos": [str(v) for v in videos], "threads": args.threads,
+                                        "device": _device_name(device),
                                         "naive_seconds": naive_seconds, "naive_top1": naive_labels,
                                         "recognizer": rows}, indent=2) + "\n")
         print(f"\nwrote {args.out}")
@@ -74,25 +76,31 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]: both pipelines run there")
     parser.add_argument("--out", type=Path, default=None)
     return parser.parse_args()
 
 
-def _recognizer(model: str, backend: str, scratch: Path) -> Recognizer:
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def _recognizer(model: str, backend: str, scratch: Path, device: torch.device) -> Recognizer:
     """``onnxruntime`` from a Hub folder without model.onnx: export one first (not timed)."""
     if backend == "onnxruntime" and not (Path(model) / "model.onnx").is_file():
         from actionkit.export.exporter import export_model
 
         export_model(model, scratch / "export", check=False, log=lambda line: None)
         model = str(scratch / "export")
-    return Recognizer.from_pretrained(model, device="cpu", backend=backend)  # type: ignore[arg-type]
+    return Recognizer.from_pretrained(model, device=str(device), backend=backend)  # type: ignore[arg-type]
 
 
-def _naive_loop(model: torch.nn.Module, videos: list[Path]) -> tuple[float, list[str]]:
-    """What a user would write: full decode, OpenCV resize, numpy normalisation, one eager fp32 clip at a time."""
+def _naive_loop(model: torch.nn.Module, videos: list[Path], device: torch.device) -> tuple[float, list[str]]:
+    """What a user would write: full decode, OpenCV resize, numpy normalisation, one eager fp32 clip at a time
+    (on ``device``: the clip is copied there, the logits' argmax read back)."""
     config = model_config_of(model)
     pre = config.preprocessing
-    model = model.eval()
+    model = model.eval().to(device)
     labels = []
     started = time.perf_counter()
     for path in videos:
@@ -107,7 +115,7 @@ def _naive_loop(model: torch.nn.Module, videos: list[Path]) -> tuple[float, list
             top, left = (resized.shape[0] - pre.crop_size) // 2, (resized.shape[1] - pre.crop_size) // 2
             clip.append(resized[top:top + pre.crop_size, left:left + pre.crop_size])
         x = np.stack(clip).astype(np.float32) / 255.0 * 2.0 - 1.0  # T×H×W×3 in [-1, 1]
-        x = torch.from_numpy(x.transpose(3, 0, 1, 2)[None].copy())
+        x = torch.from_numpy(x.transpose(3, 0, 1, 2)[None].copy()).to(device)
         with torch.no_grad():
             logits = model(x)
         labels.append(config.labels[int(logits.argmax())])

@@ -5,7 +5,7 @@
 The same measurement as ``actionkit benchmark`` (see :mod:`actionkit.benchmark`), with the full grid by
 default: torch fp32, torch bf16 (where the CPU has AMX) and ONNX Runtime fp32 (exported on the fly with
 a dynamic clip length when the folder has no model.onnx), plus TensorRT where an engine and tensorrt
-are present. Random input; medians of ``--repeats`` calls after one warm-up call. Below the table, each
+are present; ``torch-compile`` (asked for by name) is PyTorch under ``torch.compile``, CUDA graphs on a GPU. Random input; medians of ``--repeats`` calls after one warm-up call. Below the table, each
 row's achieved TFLOP/s (111 GFLOP per 32×224² clip, counted by PyTorch's FLOP counter) and, on a GPU
 the peak table in :mod:`actionkit.benchmark` knows, its share of the data-sheet peak; on CPU, its share
 of the matmul rate its library reaches, timed in the same rounds (:mod:`actionkit.matmul_rate`). The GPU figure
@@ -36,11 +36,13 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4, 8])
     parser.add_argument("--clip-lens", nargs="+", type=int, default=[32, 64])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed rounds first (torch-compile on CUDA needs 3: compile, record the graph, replay)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     rows = model_speed(args.model, args.backends, args.precisions, args.batch_sizes, args.clip_lens,
-                       device=args.device, repeats=args.repeats)
+                       device=args.device, repeats=args.repeats, warmup=args.warmup)
     print(format_model_speed(rows))
     gpu, rates = roofline_inputs(rows, args.device)
     print("\n" + format_roofline(rows, gpu))

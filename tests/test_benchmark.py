@@ -127,7 +127,8 @@ def test_flops_per_clip_of_the_i3d_is_its_convolutions_and_classifier_counted_by
 
 
 def test_roofline_lines_set_achieved_flops_against_the_gpu_peak() -> None:
-    assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989 and peak_tflops("NVIDIA H100 PCIe", "fp32") == 51
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989 and peak_tflops("NVIDIA H100 PCIe", "fp32", tf32=False) == 51
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "fp32", tf32=True) == 494.5  # TF32 tensor cores: half of fp16
     assert peak_tflops("NVIDIA A100-SXM4-80GB", "fp16") == 312 and peak_tflops("NVIDIA L40", "bf16") is None
     assert peak_tflops("Intel(R) Xeon(R) Processor", "bf16") is None
     rows = [ModelSpeed("torch", "bf16", 32, 32, 224, seconds_per_clip=1 / 1000, gflop_per_clip=111.15),
@@ -137,7 +138,8 @@ def test_roofline_lines_set_achieved_flops_against_the_gpu_peak() -> None:
     # 1000 clips/s × 111.15 GFLOP = 111.15 TFLOP/s = 11.2% of 989; the roofline is 989e12 / 111.15e9 = 8898 clips/s
     assert on_gpu[0] == ("torch bf16 32×224² batch 32: 1000.0 clips/s × 111.2 GFLOP = 111.2 TFLOP/s, "
                          "11.2% of the 989 TFLOP/s peak (roofline 8898 clips/s)")
-    assert on_gpu[1].endswith("= 222 GFLOP/s, 0.3% of the 67 TFLOP/s peak (roofline 603 clips/s)")
+    # fp32 on TF32 tensor cores (PyTorch's default for convolutions): 222 GFLOP/s of 494.5 TFLOP/s
+    assert on_gpu[1].endswith("= 222 GFLOP/s, 0.0% of the 494.5 TFLOP/s TF32 peak (roofline 4449 clips/s)")
     assert len(on_gpu) == 2  # skipped rows have no line
     assert format_roofline(rows[1:2]) == "torch fp32 32×224² batch 1: 2.0 clips/s × 111.2 GFLOP = 222 GFLOP/s"
 
