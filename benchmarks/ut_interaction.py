@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import json
 import logging
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -36,6 +38,7 @@ from actionkit.data.check import check_dataset
 from actionkit.data.datasets import scan_dataset
 from actionkit.data.loader import FLOW_SPANS
 from actionkit.hub import load_pretrained
+from actionkit.train.distributed import device_for_rank
 from actionkit.train.finetune import DataConfig, FinetuneConfig, evaluation_preprocessing, finetune
 from actionkit.train.linear_probe import extract_features, fit_linear_probe
 from actionkit.train.loop import TrainConfig
@@ -71,10 +74,24 @@ def main() -> None:
             row = _baseline(args, split) if variant == "baseline" else _finetune(args, split, variant)
             row.setdefault("seconds", round(time.perf_counter() - started, 1))
             results[key] = row
-            results_path.parent.mkdir(parents=True, exist_ok=True)
-            results_path.write_text(json.dumps({**results, "_settings": _settings(args)}, indent=2) + "\n")
+            record_result(results_path, key, row, _settings(args))
             print(f"{key}: top-1 {100 * row['top1']:.1f}% in {row['seconds']:.0f} s", flush=True)
     print(_table(results, args))
+
+
+def record_result(path: Path, key: str, row: dict, settings: dict) -> None:
+    """Adds ``key: row`` to the results file under a lock, re-reading it first, so processes running other
+    splits into the same ``--out`` (``ut_interaction_folds.py --parallel``) keep each other's rows; the
+    file is replaced atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(path.read_text()) if path.exists() else {}
+        results.pop("_settings", None)
+        results[key] = row
+        scratch = path.with_name(path.name + ".tmp")
+        scratch.write_text(json.dumps({**results, "_settings": settings}, indent=2) + "\n")
+        os.replace(scratch, path)
 
 
 def _arguments() -> argparse.Namespace:
@@ -103,6 +120,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--head-init", default="linear-probe", choices=["random", "linear-probe"])
     parser.add_argument("--eval-clips", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--flow-cache", type=Path, default=None,
+                        help="Rev2Net's flow targets (default OUT/flow-cache; runs in parallel can share one)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -116,7 +135,7 @@ def _data(args: argparse.Namespace, split: str) -> DataConfig:
     split_by, val = {**SPLITS, **SEQUENCE_FOLDS}[split]
     return DataConfig(args.data, split_by, val, clip_len=args.clip_len, frame_stride=args.frame_stride,
                       crop_size=args.crop_size, eval_clips=args.eval_clips, workers=args.workers,
-                      flow_cache=args.out / "flow-cache", head_init=args.head_init, flow_span=args.flow_span)
+                      flow_cache=args.flow_cache or args.out / "flow-cache", head_init=args.head_init, flow_span=args.flow_span)
 
 
 def result_name(variant: str, decoder_lr_scale: float, flow_span: str = "frame") -> str:
@@ -148,7 +167,8 @@ def _finetune(args: argparse.Namespace, split: str, variant: str) -> dict:
 
 
 def _baseline(args: argparse.Namespace, split: str) -> dict:
-    """Logistic regression on the frozen encoder's features of the same evaluation views."""
+    """Logistic regression on the frozen encoder's features of the same evaluation views (extracted where the
+    fine-tuned runs train: CUDA when present)."""
     data = _data(args, split)
     encoder = load_pretrained(args.model)
     index = scan_dataset(data.root, split_by=data.split_by, val=data.val)
@@ -158,7 +178,8 @@ def _baseline(args: argparse.Namespace, split: str) -> dict:
     features, labels, groups = {}, {}, {}
     for part in ("train", "val"):
         samples = report.training_samples(part)
-        features[part] = extract_features(encoder, samples.samples, preprocessing, workers=args.workers,
+        features[part] = extract_features(encoder, samples.samples, preprocessing, device=device_for_rank(),
+                                          workers=args.workers,
                                           num_frames=samples.num_frames, description=f"{split} {part} features")
         labels[part] = torch.tensor([s.label for s in samples.samples])
         groups[part] = [sequence_of[s.path.resolve()] for s in samples.samples]

@@ -6,8 +6,9 @@ The ``sequence`` split of ``ut_interaction.py`` validates on 24 clips (sequences
 clip is 4.2 points. Its three sibling folds (``sequence-fold1`` to ``-fold3``: sequences 1, 2, 11, 12;
 3, 4, 13, 14; 5-8) cover the other 72 clips, with the same recipe, the same baseline and the rule that
 no recording straddles train and validation. This script runs the four folds through
-``ut_interaction.py`` in one process (with ``--out`` of an earlier run, its finished folds are kept) and
-pools them: each variant's top-1 over all 96 clips, per fold, and its lead over the linear probe.
+``ut_interaction.py`` in one process (with ``--out`` of an earlier run, its finished folds are kept; with
+``--parallel N``, N folds at once, each in its own process logging to ``OUT/FOLD.log``, as on a GPU that
+one small run leaves mostly idle) and pools them: each variant's top-1 over all 96 clips, per fold, and its lead over the linear probe.
 Options after ``--`` go to ``ut_interaction.py`` unchanged. Results: ``OUT/folds.json`` and a Markdown
 table on stdout.
 """
@@ -31,17 +32,41 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="Kinetics-400 I3D Hub folder")
     parser.add_argument("--data", type=Path, default=DEFAULT_UT, help="UT-Interaction folder with labels.csv")
     parser.add_argument("--out", type=Path, default=Path("runs/ut_interaction"))
+    parser.add_argument("--parallel", type=int, default=1, help="folds run at once, each in its own process")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="-- then options for ut_interaction.py")
     args = parser.parse_args()
     extra = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
-    command = [sys.executable, str(SCRIPT), "--model", args.model, "--data", str(args.data),
-               "--out", str(args.out), "--splits", *FOLDS, *extra]
-    print(" ".join(command), flush=True)
-    subprocess.run(command, check=True)
+    base = [sys.executable, str(SCRIPT), "--model", args.model, "--data", str(args.data), "--out", str(args.out)]
+    if args.parallel <= 1:
+        command = [*base, "--splits", *FOLDS, *extra]
+        print(" ".join(command), flush=True)
+        subprocess.run(command, check=True)
+    else:
+        run_in_parallel({fold: [*base, "--splits", fold, *extra] for fold in FOLDS}, args.out, args.parallel)
     results = json.loads((args.out / "results.json").read_text())
     pooled = pool_folds(results, fold_sizes(args.data))
     (args.out / "folds.json").write_text(json.dumps(pooled, indent=2) + "\n")
     print(format_folds(pooled))
+
+
+def run_in_parallel(commands: dict[str, list[str]], out: Path, parallel: int) -> None:
+    """Each named command, ``parallel`` at a time, its output in ``OUT/NAME.log``. Stops at the first that
+    fails (the others are terminated; their finished runs are kept and resume), naming its log."""
+    out.mkdir(parents=True, exist_ok=True)
+    pending, running = list(commands.items()), []
+    while pending or running:
+        while pending and len(running) < parallel:
+            name, command = pending.pop(0)
+            log = out / f"{name}.log"
+            print(f"{name}: {' '.join(command)}  (log: {log})", flush=True)
+            with open(log, "a") as stream:  # the child keeps its own handle
+                running.append((name, log, subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT)))
+        name, log, process = running.pop(0)
+        if process.wait() != 0:
+            for _, _, other in running:
+                other.terminate()
+            sys.exit(f"{name} failed (exit {process.returncode}); see {log}")
+        print(f"{name}: done", flush=True)
 
 
 def fold_sizes(root: Path) -> dict[str, int]:

@@ -6,7 +6,8 @@ With one seed, every variant sees the same training clips, crops and dropout mas
 (the loader, Rev2Net's decoders and its Gaussian noise each have a random stream of their own), so the
 difference between a variant and plain fine-tuning of the same seed measures the objective, and the
 spread between seeds measures the noise. Each seed runs ``ut_interaction_folds.py --out OUT/seed-N``
-(all 96 clips validated once; finished runs are kept, an interrupted one resumes). Options after ``--``
+(all 96 clips validated once; finished runs are kept, an interrupted one resumes; ``--parallel N`` runs
+N folds of a seed at once). Options after ``--``
 go to ``ut_interaction.py`` unchanged (``--seed`` is set here). Results: ``OUT/paired.json``, a
 Markdown table on stdout and ``OUT/paired.png`` (each seed's lead over plain fine-tuning, per variant,
 with a 95% bootstrap interval over the seeds' fold pairs).
@@ -36,12 +37,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_UT, help="UT-Interaction folder with labels.csv")
     parser.add_argument("--out", type=Path, default=Path("runs/ut_paired"))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--parallel", type=int, default=1, help="folds of a seed run at once (see ut_interaction_folds.py)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="-- then options for ut_interaction.py")
     args = parser.parse_args()
     extra = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
     for seed in args.seeds:
         command = [sys.executable, str(SCRIPT), "--model", args.model, "--data", str(args.data),
-                   "--out", str(args.out / f"seed-{seed}"), "--", *extra, "--seed", str(seed)]
+                   "--out", str(args.out / f"seed-{seed}"), "--parallel", str(args.parallel),
+                   "--", *extra, "--seed", str(seed)]
         print(f"seed {seed}: {' '.join(command)}", flush=True)
         subprocess.run(command, check=True)
     sizes = fold_sizes(args.data)

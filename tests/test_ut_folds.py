@@ -95,3 +95,27 @@ def test_the_lead_interval_pools_each_resample_of_fold_pairs() -> None:
     assert bootstrap_lead_interval([-1, 1], [24, 24]) == pytest.approx([-1 / 24, 1 / 24])
     assert bootstrap_lead_interval([3, 0], [12, 36]) == pytest.approx([0.0, 0.25])  # 6 of 24, or 0 of 72
     assert bootstrap_lead_interval([2, 2, 2], [24, 24, 24]) == pytest.approx([2 / 24, 2 / 24])
+
+
+def test_folds_run_in_parallel_keep_every_row_and_a_failure_names_its_log(tmp_path: Path) -> None:
+    """``--parallel``: each fold's process adds its rows to the one results file under a lock, so rows
+    written by processes running at once all survive; a process that fails stops the rest, naming its log."""
+    from ut_interaction import record_result
+    from ut_interaction_folds import run_in_parallel
+
+    results = tmp_path / "results.json"
+    writer = ("import sys; sys.path.insert(0, {bench!r}); from pathlib import Path; "
+              "from ut_interaction import record_result; "
+              "[record_result(Path({path!r}), f'{{sys.argv[1]}}/v{{i}}', {{'top1': i}}, {{}}) for i in range(30)]")
+    code = writer.format(bench=str(Path(__file__).resolve().parents[1] / "benchmarks"), path=str(results))
+    run_in_parallel({fold: [sys.executable, "-c", code, fold] for fold in FOLDS}, tmp_path, parallel=4)
+    rows = json.loads(results.read_text())
+    assert {key for key in rows if key != "_settings"} == {f"{fold}/v{i}" for fold in FOLDS for i in range(30)}
+    assert all((tmp_path / f"{fold}.log").exists() for fold in FOLDS)
+    record_result(results, "sequence/v0", {"top1": 99}, {"seed": 1})  # a rerun replaces its own row only
+    rows = json.loads(results.read_text())
+    assert rows["sequence/v0"] == {"top1": 99} and rows["sequence/v1"] == {"top1": 1} and rows["_settings"] == {"seed": 1}
+
+    with pytest.raises(SystemExit, match=r"broken failed \(exit 3\); see .*broken\.log"):
+        run_in_parallel({"broken": [sys.executable, "-c", "raise SystemExit(3)"],
+                         "slow": [sys.executable, "-c", "import time; time.sleep(30)"]}, tmp_path, parallel=2)
