@@ -13,7 +13,7 @@ from ._common import DeviceOption, ModelOption, user_errors
 
 def benchmark(
     model: ModelOption,
-    backend: Annotated[list[str] | None, typer.Option(help="torch, onnxruntime, tensorrt (repeatable; default torch and onnxruntime).")] = None,
+    backend: Annotated[list[str] | None, typer.Option(help="torch, torch-compile (torch.compile; CUDA graphs on a GPU), onnxruntime, tensorrt (repeatable; default torch and onnxruntime).")] = None,
     precision: Annotated[list[str] | None, typer.Option(help="fp32, bf16, fp16 (repeatable; default fp32 and bf16).")] = None,
     batch_size: Annotated[list[int] | None, typer.Option(min=1, help="Clips per forward pass (repeatable; default 1 4 8).")] = None,
     clip_len: Annotated[list[int] | None, typer.Option(min=8, help="Frames per clip (repeatable; default 32 64).")] = None,
