@@ -26,7 +26,7 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
     backend: Annotated[str, typer.Option(help="torch, onnxruntime, tensorrt, or auto (the fastest the model "
                                                "folder and machine allow).")] = "auto",
-    precision: Annotated[str, typer.Option(help="torch backend: auto (bf16 on CUDA and AMX CPUs, else fp32), fp32, bf16 or fp16.")] = "auto",
+    precision: Annotated[str, typer.Option(help="torch backend: auto (fp16 on CUDA, bf16 on AMX CPUs, else fp32), fp32, bf16 or fp16.")] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch backend: torch.compile the model (CUDA graphs on a GPU).")] = False,
     timeline: Annotated[bool, typer.Option("--timeline", help="Sliding windows over the whole video: a table of "
                                                "segments, and with --out a JSON, CSV and PNG timeline.")] = False,
