@@ -111,7 +111,8 @@ class Recognizer:
                  device: str | torch.device | None = None, precision: Precision = "auto",
                  compile: bool = False) -> None:
         """``precision`` (PyTorch models): ``auto`` is fp16 autocast on CUDA (faster and closer to fp32
-        than bf16 there, measured on an H100), bf16 on CPUs with AMX, fp32 on other CPUs. ``compile``: run the model through ``torch.compile`` (CUDA graphs on a GPU)."""
+        than bf16 there, measured on an H100), bf16 on CPUs with AMX, fp32 on other CPUs. ``compile``:
+        run the model through ``torch.compile`` (CUDA graphs on a GPU)."""
         if isinstance(model, I3D):
             self.config = config or model_config_of(model)
             target = torch.device(device) if device is not None else default_device()

@@ -5,7 +5,8 @@
 The same measurement as ``actionkit benchmark`` (see :mod:`actionkit.benchmark`), with the full grid by
 default: torch fp32, torch bf16 (where the CPU has AMX) and ONNX Runtime fp32 (exported on the fly with
 a dynamic clip length when the folder has no model.onnx), plus TensorRT where an engine and tensorrt
-are present; ``torch-compile`` (asked for by name) is PyTorch under ``torch.compile``, CUDA graphs on a GPU. Random input; medians of ``--repeats`` calls after one warm-up call. Below the table, each
+are present; ``torch-compile`` (asked for by name) is PyTorch under ``torch.compile``, CUDA graphs on a
+GPU. Random input; medians of ``--repeats`` calls after ``--warmup`` warm-up calls. Below the table, each
 row's achieved TFLOP/s (111 GFLOP per 32×224² clip, counted by PyTorch's FLOP counter) and, on a GPU
 the peak table in :mod:`actionkit.benchmark` knows, its share of the data-sheet peak; on CPU, its share
 of the matmul rate its library reaches, timed in the same rounds (:mod:`actionkit.matmul_rate`). The GPU figure

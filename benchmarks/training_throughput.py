@@ -1,5 +1,6 @@
 """Training throughput: clips/s and peak memory of plain fine-tuning, self-distillation and Rev2Net,
-each in fp32, fp32 channels-last and bf16 channels-last, on real UT-Interaction clips.
+each in fp32, fp32 channels-last, bf16 and bf16 channels-last (``--settings`` picks), on real
+UT-Interaction clips, on the CPU or a GPU (``--device``).
 
     python benchmarks/training_throughput.py --model K400_FOLDER [--out benchmarks/results/training_throughput.json]
 
@@ -81,7 +82,8 @@ def _arguments() -> argparse.Namespace:
 
 
 def _shared_flags(args: argparse.Namespace) -> list[str]:
-    return ["--model", str(args.model), "--data", str(args.data), "--clip-len", str(args.clip_len), "--frame-stride", str(args.frame_stride),
+    return ["--model", str(args.model), "--data", str(args.data), "--clip-len", str(args.clip_len),
+            "--frame-stride", str(args.frame_stride),
             "--crop-size", str(args.crop_size), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
             "--warmup", str(args.warmup), "--workers", str(args.workers), "--flow-cache", str(args.flow_cache),
             "--device", args.device]
@@ -160,7 +162,8 @@ def _synchronize(device) -> None:
 
 
 def _table(rows: list[dict], args: argparse.Namespace) -> str:
-    lines = [f"{args.batch_size} clips of {args.clip_len}×{args.crop_size}² (stride {args.frame_stride}) per step, {args.steps} timed steps",
+    lines = [f"{args.batch_size} clips of {args.clip_len}×{args.crop_size}² (stride {args.frame_stride}) per step, "
+             f"{args.steps} timed steps",
              "", "| objective | precision / layout | clips/s | loader wait | peak RSS | peak GPU memory |",
              "|---|---|---|---|---|---|"]
     for r in rows:

@@ -135,7 +135,8 @@ def _data(args: argparse.Namespace, split: str) -> DataConfig:
     split_by, val = {**SPLITS, **SEQUENCE_FOLDS}[split]
     return DataConfig(args.data, split_by, val, clip_len=args.clip_len, frame_stride=args.frame_stride,
                       crop_size=args.crop_size, eval_clips=args.eval_clips, workers=args.workers,
-                      flow_cache=args.flow_cache or args.out / "flow-cache", head_init=args.head_init, flow_span=args.flow_span)
+                      flow_cache=args.flow_cache or args.out / "flow-cache", head_init=args.head_init,
+                      flow_span=args.flow_span)
 
 
 def result_name(variant: str, decoder_lr_scale: float, flow_span: str = "frame") -> str:

@@ -8,7 +8,8 @@ clip is 4.2 points. Its three sibling folds (``sequence-fold1`` to ``-fold3``: s
 no recording straddles train and validation. This script runs the four folds through
 ``ut_interaction.py`` in one process (with ``--out`` of an earlier run, its finished folds are kept; with
 ``--parallel N``, N folds at once, each in its own process logging to ``OUT/FOLD.log``, as on a GPU that
-one small run leaves mostly idle) and pools them: each variant's top-1 over all 96 clips, per fold, and its lead over the linear probe.
+one small run leaves mostly idle) and pools them: each variant's top-1 over all 96 clips, per fold, and
+its lead over the linear probe.
 Options after ``--`` go to ``ut_interaction.py`` unchanged. Results: ``OUT/folds.json`` and a Markdown
 table on stdout.
 """

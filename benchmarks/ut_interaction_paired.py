@@ -7,10 +7,9 @@ With one seed, every variant sees the same training clips, crops and dropout mas
 difference between a variant and plain fine-tuning of the same seed measures the objective, and the
 spread between seeds measures the noise. Each seed runs ``ut_interaction_folds.py --out OUT/seed-N``
 (all 96 clips validated once; finished runs are kept, an interrupted one resumes; ``--parallel N`` runs
-N folds of a seed at once). Options after ``--``
-go to ``ut_interaction.py`` unchanged (``--seed`` is set here). Results: ``OUT/paired.json``, a
-Markdown table on stdout and ``OUT/paired.png`` (each seed's lead over plain fine-tuning, per variant,
-with a 95% bootstrap interval over the seeds' fold pairs).
+N folds of a seed at once). Options after ``--`` go to ``ut_interaction.py`` unchanged (``--seed`` is
+set here). Results: ``OUT/paired.json``, a Markdown table on stdout and ``OUT/paired.png`` (each seed's
+lead over plain fine-tuning, per variant, with a 95% bootstrap interval over the seeds' fold pairs).
 """
 
 from __future__ import annotations
