@@ -124,6 +124,13 @@ def peak_tflops(device_name: str, precision: str, tf32: bool | None = None) -> f
     return None
 
 
+def default_precisions(device: str | torch.device | None = None) -> list[str]:
+    """The precisions ``actionkit benchmark`` times unless told: fp32 and bf16, and on CUDA also fp16,
+    the precision ``auto`` runs there (fp16 on CPU is emulated, so it is left out)."""
+    target = torch.device(device) if device is not None else default_device()
+    return ["fp32", "bf16", "fp16"] if target.type == "cuda" else ["fp32", "bf16"]
+
+
 def time_calls(call: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     """Median wall time of ``call()`` over ``repeats`` runs, after ``warmup`` untimed runs."""
     for _ in range(warmup):

@@ -14,7 +14,7 @@ from ._common import DeviceOption, ModelOption, user_errors
 def benchmark(
     model: ModelOption,
     backend: Annotated[list[str] | None, typer.Option(help="torch, torch-compile (torch.compile; CUDA graphs on a GPU), onnxruntime, tensorrt (repeatable; default torch and onnxruntime).")] = None,
-    precision: Annotated[list[str] | None, typer.Option(help="fp32, bf16, fp16 (repeatable; default fp32 and bf16).")] = None,
+    precision: Annotated[list[str] | None, typer.Option(help="fp32, bf16, fp16 (repeatable; default fp32 and bf16, and fp16 on CUDA).")] = None,
     batch_size: Annotated[list[int] | None, typer.Option(min=1, help="Clips per forward pass (repeatable; default 1 4 8).")] = None,
     clip_len: Annotated[list[int] | None, typer.Option(min=8, help="Frames per clip (repeatable; default 32 64).")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Timed calls per configuration (the median is reported).")] = 3,
@@ -26,13 +26,14 @@ def benchmark(
     --videos the end-to-end time of actionkit predict against the model alone on the same clips."""
     from rich.console import Console
 
-    from actionkit.benchmark import end_to_end_speed, format_model_speed, format_roofline, model_speed
+    from actionkit.benchmark import (default_precisions, end_to_end_speed, format_model_speed, format_roofline,
+                                     model_speed)
     from actionkit.matmul_rate import roofline_inputs
     from actionkit.predict import Recognizer
 
     console = Console(soft_wrap=True)
     with user_errors():
-        rows = model_speed(model, backends=backend or ["torch", "onnxruntime"], precisions=precision or ["fp32", "bf16"],
+        rows = model_speed(model, backends=backend or ["torch", "onnxruntime"], precisions=precision or default_precisions(device),
                            batch_sizes=batch_size or [1, 4, 8], clip_lens=clip_len or [32, 64], device=device,
                            repeats=repeats)
         console.print(format_model_speed(rows), markup=False)

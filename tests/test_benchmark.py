@@ -11,6 +11,7 @@ from actionkit import Recognizer
 from actionkit.backends import cpu_has_bf16_matmul, tensorrt_importable
 from actionkit.benchmark import (
     ModelSpeed,
+    default_precisions,
     end_to_end_speed,
     flops_per_clip,
     format_model_speed,
@@ -169,3 +170,8 @@ def test_cpu_rows_are_set_against_the_matmul_rate_timed_in_the_same_rounds() -> 
     for library, precision in (("onnxruntime", "bf16"), ("torch", "fp16"), ("tensorrt", "fp32")):
         with pytest.raises(ValueError, match=f"no {precision} matmul rate for {library}"):
             matmul_gflops(library, precision)
+
+
+def test_default_precisions_add_fp16_on_cuda_where_auto_runs_it() -> None:
+    assert default_precisions("cuda:0") == ["fp32", "bf16", "fp16"]
+    assert default_precisions("cpu") == ["fp32", "bf16"]
