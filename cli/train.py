@@ -51,7 +51,7 @@ def finetune(
     schedule: Annotated[str, typer.Option(help="cosine, step or constant.")] = "cosine",
     warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up length in epochs.")] = 0.0,
     step_epochs: Annotated[int, typer.Option(help="Step schedule: decay ×0.1 every N epochs.")] = 0,
-    amp: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), off, bf16 or fp16.")] = "auto",
+    amp: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp16 on GPUs without bf16, off on CPU), off, bf16 or fp16 (fp16 scales the loss).")] = "auto",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last 3D layout (faster convolutions).")] = False,
     clip_grad: Annotated[float, typer.Option(help="Clip the global gradient norm to this (0: off).")] = 40.0,
     train_bn: Annotated[bool, typer.Option("--train-bn", help="Update batch-norm statistics (default: frozen; needs large batches).")] = False,

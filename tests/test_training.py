@@ -94,6 +94,46 @@ def test_strict_mode_refuses_unreadable_videos(tiny_data: Path, k400_dir: Path, 
     assert "strict mode is on" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_fp16_scales_the_loss_so_small_gradients_survive() -> None:
+    """Without loss scaling, fp16 gradients of a small loss flush to zero; the scaler keeps them, within
+    fp16's rounding of fp32's. bf16 and fp32 get a pass-through scaler."""
+    from actionkit.train.loop import autocast_for, grad_scaler_for, resolve_amp
+
+    cpu = torch.device("cpu")
+    assert resolve_amp("auto", cpu) == "off" and resolve_amp("fp16", cpu) == "fp16"
+    assert not grad_scaler_for(cpu, "bf16").is_enabled() and not grad_scaler_for(cpu, "auto").is_enabled()
+
+    def gradient(amp: str, scaled: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        layer = torch.nn.Linear(64, 64)
+        x = torch.randn(8, 64)
+        scaler = grad_scaler_for(cpu, amp) if scaled else torch.amp.GradScaler("cpu", enabled=False)
+        with autocast_for(cpu, amp):
+            loss = layer(x).float().square().mean() * 1e-6  # small enough for every fp16 gradient to underflow
+        scaler.scale(loss).backward()
+        scaler.unscale_(torch.optim.SGD(layer.parameters(), lr=0.1))
+        return layer.weight.grad
+
+    exact = gradient("off", scaled=False)
+    assert exact.abs().max() > 0
+    assert gradient("fp16", scaled=False).count_nonzero() == 0  # all flushed to zero
+    scaled = gradient("fp16", scaled=True)
+    assert scaled.count_nonzero() == exact.numel()
+    assert (scaled - exact).abs().max() < 0.01 * exact.abs().max()  # fp16's rounding of the inputs, no more
+
+
+def test_fp16_training_logs_and_checkpoints_its_loss_scale(tiny_data: Path, k400_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fp16"
+    done = _cli("finetune", "--data", str(tiny_data), "--model", str(k400_dir), "--out", str(out), "--epochs", "1",
+                "--amp", "fp16", *TINY)
+    assert done.returncode == 0, done.stderr
+    train = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+    assert train and all(r["grad_scale"] > 1 and torch.isfinite(torch.tensor(r["loss"])) for r in train)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["grad_scaler"]["scale"] == train[-1]["grad_scale"]  # --resume continues from this scale
+    assert all(torch.isfinite(w).all() for w in _weights(out).values())
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "last" / "model.safetensors"))
 

@@ -33,6 +33,7 @@ class TrainingState:
     rng: dict[str, Any]
     settings: dict[str, Any]
     best_metric: float | None = None
+    grad_scaler: dict[str, Any] | None = None  # fp16's loss scale (None without fp16; checkpoints before it)
 
 
 def rng_state() -> dict[str, Any]:

@@ -35,7 +35,8 @@ from actionkit.train.schedule import Schedule, lr_factor
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings. ``amp="auto"`` is bf16 autocast on CUDA and full fp32 on CPU.
+    """Optimisation settings. ``amp="auto"`` is bf16 autocast on CUDA (fp16 with loss scaling on GPUs
+    without bf16) and full fp32 on CPU; ``amp="fp16"`` always scales the loss (:func:`grad_scaler_for`).
     ``freeze_bn`` keeps the encoder's batch-norm statistics at their pretrained values (the layers run in
     eval mode; their scale and shift still train), as is usual when fine-tuning I3D with small batches:
     with a few clips per batch, train-mode statistics are noise, and the student would start far from
@@ -101,12 +102,31 @@ def build_optimizer(parameters: list[torch.nn.Parameter], config: TrainConfig,
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """The autocast precision a run uses: ``auto`` is bf16 on CUDA GPUs that have it (Ampere and newer),
+    fp16 on older ones, and off on CPU; anything else as asked."""
+    if amp != "auto":
+        return amp
+    if device.type != "cuda":
+        return "off"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
 def autocast_for(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """bf16 (or fp16) autocast on CUDA when asked or ``auto``; nothing on CPU unless asked."""
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+    """bf16 or fp16 autocast as :func:`resolve_amp` says; nothing when it says off."""
+    amp = resolve_amp(amp, device)
+    if amp == "off":
         return contextlib.nullcontext()
     dtype = torch.float16 if amp == "fp16" else torch.bfloat16
     return torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler_for(device: torch.device, amp: str) -> torch.amp.GradScaler:
+    """Loss scaling for fp16, a pass-through scaler otherwise. fp16 gradients below about 6e-8 flush to
+    zero, so the loss is multiplied before backward and the gradients divided back before clipping and
+    the step; a step whose gradients overflowed is skipped and the scale lowered. bf16 has fp32's
+    exponent range and needs none."""
+    return torch.amp.GradScaler(device.type, enabled=resolve_amp(amp, device) == "fp16")
 
 
 def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader | None, config: TrainConfig,
@@ -140,6 +160,7 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
     warmup = round(config.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(
         step, total_steps, warmup, config.schedule, config.step_epochs * steps_per_epoch))
+    scaler = grad_scaler_for(device, config.amp)
     metrics = MetricsLog(run_dir)
     start_epoch, step, best = 0, 0, None
     if resume:
@@ -148,6 +169,8 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
         task.load_state_dict(state.task)
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
+        if state.grad_scaler:
+            scaler.load_state_dict(state.grad_scaler)
         restore_rng(state.rng)
         task.restore_random_state(state.rng)
         start_epoch, step, best = state.epoch, state.step, state.best_metric
@@ -161,8 +184,8 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
     for epoch in range(start_epoch, config.epochs):
         task.start_epoch(epoch)
         set_loader_epoch(train_loader, epoch)
-        step = _train_one_epoch(model, task, train_loader, optimizer, scheduler, config, device, epoch, step,
-                                steps_per_epoch, metrics if main else None, model_config, dead_decoders)
+        step = _train_one_epoch(model, task, train_loader, optimizer, scheduler, scaler, config, device, epoch,
+                                step, steps_per_epoch, metrics if main else None, model_config, dead_decoders)
         if main:
             last = {"epoch": epoch + 1}
             if val_loader is not None:
@@ -179,7 +202,8 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
             plot_metrics(metrics.records(), run_dir / "plots")
             rng = rng_state() | task.random_state()
             save_checkpoint(run_dir, TrainingState(epoch + 1, step, task.state_dict(), optimizer.state_dict(),
-                                                   scheduler.state_dict(), rng, settings, best))
+                                                   scheduler.state_dict(), rng, settings, best,
+                                                   scaler.state_dict() if scaler.is_enabled() else None))
         distributed.barrier()
     return RunResult(run_dir, config.epochs, best, last, time.perf_counter() - started)
 
@@ -208,8 +232,8 @@ def freeze_batch_norm_statistics(module: torch.nn.Module) -> None:
             child.eval()
 
 
-def _train_one_epoch(model, task, loader, optimizer, scheduler, config: TrainConfig, device, epoch: int,
-                     step: int, steps_per_epoch: int, metrics: MetricsLog | None, model_config: ModelConfig,
+def _train_one_epoch(model, task, loader, optimizer, scheduler, scaler: torch.amp.GradScaler, config: TrainConfig,
+                     device, epoch: int, step: int, steps_per_epoch: int, metrics: MetricsLog | None, model_config: ModelConfig,
                      dead_decoders: "DeadDecoderWarning") -> int:
     task.train()
     if config.freeze_bn:
@@ -226,13 +250,15 @@ def _train_one_epoch(model, task, loader, optimizer, scheduler, config: TrainCon
             with sync:
                 with autocast_for(device, config.amp):
                     out = model(finish_batch(batch, device, value_range))
-                (out.loss / config.accumulate).backward()
+                scaler.scale(out.loss / config.accumulate).backward()
             advance()
             if not boundary:
                 continue
             if config.clip_grad_norm:
+                scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16)
                 torch.nn.utils.clip_grad_norm_(task.trainable_parameters(), config.clip_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)  # skipped when fp16 gradients overflowed
+            scaler.update()
             optimizer.zero_grad(set_to_none=True)
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
@@ -241,6 +267,8 @@ def _train_one_epoch(model, task, loader, optimizer, scheduler, config: TrainCon
                 diagnostics = {name: float(value) for name, value in out.diagnostics.items()}
                 dead_decoders.check(diagnostics, step)
                 record = {"split": "train", "epoch": epoch, "step": step, "lr": lr, "loss": float(out.loss.detach())}
+                if scaler.is_enabled():
+                    record["grad_scale"] = scaler.get_scale()
                 record.update({f"loss_{name}": float(value) for name, value in out.terms.items()})
                 metrics.append({**record, **diagnostics})
     return step
