@@ -232,8 +232,9 @@ def freeze_batch_norm_statistics(module: torch.nn.Module) -> None:
             child.eval()
 
 
-def _train_one_epoch(model, task, loader, optimizer, scheduler, scaler: torch.amp.GradScaler, config: TrainConfig,
-                     device, epoch: int, step: int, steps_per_epoch: int, metrics: MetricsLog | None, model_config: ModelConfig,
+def _train_one_epoch(model, task, loader, optimizer, scheduler, scaler: torch.amp.GradScaler,
+                     config: TrainConfig, device, epoch: int, step: int, steps_per_epoch: int,
+                     metrics: MetricsLog | None, model_config: ModelConfig,
                      dead_decoders: "DeadDecoderWarning") -> int:
     task.train()
     if config.freeze_bn:
