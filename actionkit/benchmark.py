@@ -143,7 +143,8 @@ def time_calls(call: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously); nothing on CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -221,7 +222,7 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
 def _call(runner: Runner, video: torch.Tensor, device: torch.device) -> Callable[[], None]:
     def call() -> None:
         runner(video)
-        _synchronize(device)
+        synchronize(device)
 
     return call
 
@@ -413,7 +414,7 @@ def end_to_end_speed(recognizer: Any, videos: Sequence[str | os.PathLike], batch
         started = time.perf_counter()
         for batch in torch.split(clips, list(sizes)):
             recognizer._infer(batch)
-        _synchronize(recognizer.device)
+        synchronize(recognizer.device)
         rounds.append((seconds, time.perf_counter() - started, sizes))
     median_round = sorted(rounds)[len(rounds) // 2]
     precision = getattr(recognizer.backend, "precision", "fp32")

@@ -97,6 +97,7 @@ def _measure(args: argparse.Namespace) -> dict:
     from actionkit.data.flow import FlowCache, FlowConfig
     from actionkit.data.loader import ClipConfig, ClipDataset, finish_batch, make_loader
     from actionkit.data.transforms import AugmentConfig
+    from actionkit.benchmark import synchronize
     from actionkit.hub import load_pretrained
     from actionkit.train.loop import TrainConfig, autocast_for, build_optimizer, freeze_batch_norm_statistics
     from actionkit.train.tasks import Task, TaskConfig
@@ -132,7 +133,7 @@ def _measure(args: argparse.Namespace) -> dict:
     batches = iter(loader)
     for step in range(steps):
         if step == args.warmup:
-            _synchronize(device)
+            synchronize(device)
             started, waited, clips = time.perf_counter(), 0.0, 0
         before = time.perf_counter()
         batch = next(batches)
@@ -144,7 +145,7 @@ def _measure(args: argparse.Namespace) -> dict:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         clips += len(batch["label"])
-    _synchronize(device)
+    synchronize(device)
     seconds = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"variant": args.variant, "setting": args.setting, "clip_len": args.clip_len, "crop_size": args.crop_size,
@@ -153,12 +154,6 @@ def _measure(args: argparse.Namespace) -> dict:
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None}
 
-
-def _synchronize(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _table(rows: list[dict], args: argparse.Namespace) -> str:

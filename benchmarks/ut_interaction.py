@@ -27,7 +27,6 @@ import csv
 import fcntl
 import json
 import logging
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -37,6 +36,7 @@ import torch
 from actionkit.data.check import check_dataset
 from actionkit.data.datasets import scan_dataset
 from actionkit.data.loader import FLOW_SPANS
+from actionkit.files import write_atomically
 from actionkit.hub import load_pretrained
 from actionkit.train.distributed import device_for_rank
 from actionkit.train.finetune import DataConfig, FinetuneConfig, evaluation_preprocessing, finetune
@@ -89,9 +89,8 @@ def record_result(path: Path, key: str, row: dict, settings: dict) -> None:
         results = json.loads(path.read_text()) if path.exists() else {}
         results.pop("_settings", None)
         results[key] = row
-        scratch = path.with_name(path.name + ".tmp")
-        scratch.write_text(json.dumps({**results, "_settings": settings}, indent=2) + "\n")
-        os.replace(scratch, path)
+        text = json.dumps({**results, "_settings": settings}, indent=2) + "\n"
+        write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def _arguments() -> argparse.Namespace:
