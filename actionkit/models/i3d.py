@@ -276,6 +276,6 @@ class I3D(nn.Module):
     def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
                     revision: str | None = None) -> str:
         """Upload the :meth:`save_pretrained` folder to the Hugging Face Hub; returns the commit URL."""
-        from actionkit.hub import push_to_hub
+        from actionkit.hub_upload import push_to_hub
 
         return push_to_hub(self, repo_id, private=private, token=token, revision=revision)

@@ -1,0 +1,104 @@
+"""Uploads to the Hugging Face Hub: a model, or a model folder as it is on disk.
+
+What goes up is always the Hub-format trio: ``config.json``, ``model.safetensors`` and the ``README.md``
+model card. A folder is checked first (loaded strictly, as ``from_pretrained`` would) so a broken model
+never reaches the Hub, and its card keeps what training wrote into it (the metrics); only the usage
+lines are pointed at the repo. Failures (offline mode, no token, the Hub unreachable, a refused request)
+are :class:`HubUploadError`, one line naming the repo and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from actionkit.errors import ActionkitError
+from actionkit.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_folder, model_folder, save_pretrained
+from actionkit.model_card import LOCAL_MODEL_NAME
+from actionkit.models.i3d import I3D
+
+UPLOADED_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
+
+
+class HubUploadError(ActionkitError):
+    """An upload to ``repo_id`` did not happen; ``reason`` says why."""
+
+    def __init__(self, repo_id: str, reason: str) -> None:
+        self.repo_id = repo_id
+        self.reason = reason
+        super().__init__(f"upload to {repo_id} failed: {reason}")
+
+
+def push_to_hub(model: I3D, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
+                revision: str | None = None, commit_message: str = "Upload I3D model with actionkit",
+                metrics: dict[str, Any] | None = None) -> str:
+    """Upload exactly the folder :func:`~actionkit.hub.save_pretrained` writes for ``model`` to
+    ``repo_id`` (created if missing). Returns the commit URL."""
+    with tempfile.TemporaryDirectory(prefix="actionkit-push-") as tmp:
+        save_pretrained(model, tmp, metrics=metrics, repo_id=repo_id)
+        return _upload(Path(tmp), repo_id, private=private, token=token, revision=revision,
+                       commit_message=commit_message)
+
+
+def push_folder(directory: str | Path, repo_id: str, *, private: bool | None = None,
+                token: str | bool | None = None, revision: str | None = None,
+                commit_message: str = "Upload I3D model with actionkit") -> str:
+    """Upload a model folder (or a training run's ``best/`` model, else ``last/``) as it is: its
+    config.json and model.safetensors byte for byte, its model card with the usage lines naming
+    ``repo_id``. Other files there (an export's ONNX, a run's checkpoint) stay local. Returns the
+    commit URL."""
+    folder = model_folder(Path(directory).expanduser())
+    load_folder(folder)  # CheckpointError (naming the file) before anything is sent
+    with tempfile.TemporaryDirectory(prefix="actionkit-push-") as tmp:
+        staged = Path(tmp)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            _link_or_copy(folder / name, staged / name)
+        card = folder / CARD_NAME
+        text = card.read_text(encoding="utf-8") if card.is_file() else None
+        if text is None:  # a folder written by hand: give it the card save_pretrained would
+            save_pretrained(load_folder(folder), staged, repo_id=repo_id)
+        else:
+            (staged / CARD_NAME).write_text(text.replace(LOCAL_MODEL_NAME, repo_id), encoding="utf-8")
+        return _upload(staged, repo_id, private=private, token=token, revision=revision,
+                       commit_message=commit_message)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)  # no copy of a large weights file where the file system allows it
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _upload(folder: Path, repo_id: str, *, private: bool | None, token: str | bool | None,
+            revision: str | None, commit_message: str) -> str:
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if constants.HF_HUB_OFFLINE:
+        raise HubUploadError(repo_id, "offline mode is on (HF_HUB_OFFLINE=1); nothing was sent")
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision,
+                                 commit_message=commit_message, allow_patterns=list(UPLOADED_FILES))
+    except HfHubHTTPError as e:
+        raise HubUploadError(repo_id, _http_reason(e)) from e
+    except Exception as e:  # the HTTP client's own errors (DNS, refused, timeout): their classes vary by version
+        if type(e).__module__.split(".")[0] not in ("httpx", "httpx2", "requests", "urllib3", "huggingface_hub"):
+            raise
+        raise HubUploadError(repo_id, f"the Hub could not be reached ({type(e).__name__}: {e})") from e
+    return str(getattr(info, "commit_url", info))
+
+
+def _http_reason(error: Exception) -> str:
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status == 401:
+        return "not logged in or the token is invalid (run `hf auth login` or set HF_TOKEN)"
+    if status == 403:
+        return "the token may not write to this repo (it needs write access to the user or organisation)"
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"the Hub refused the request (HTTP {status}): {first_line}" if status else first_line
