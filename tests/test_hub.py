@@ -1,4 +1,4 @@
-"""Hub-format folders: bit-exact round trips, strict loading, an offline HF cache, push_to_hub."""
+"""Hub-format folders: bit-exact round trips, strict loading, an offline HF cache (uploads: test_hub_upload.py)."""
 
 import json
 import os
@@ -127,30 +127,3 @@ def test_repo_id_from_offline_cache_with_revision(k400_model: I3D, k400_dir: Pat
     assert missing.returncode != 0
     assert "acme/not-cached: no such local folder; as a Hub repo id: not in the local Hugging Face " \
            "cache and offline mode is on" in missing.stderr
-
-
-def test_push_to_hub_uploads_exactly_the_saved_folder(k400_model: I3D, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from huggingface_hub import HfApi
-
-    calls: dict = {}
-
-    def create_repo(self, repo_id, **kwargs):
-        calls["create_repo"] = (repo_id, kwargs)
-
-    def upload_folder(self, *, repo_id, folder_path, **kwargs):
-        calls["upload"] = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
-        calls["upload_kwargs"] = dict(kwargs, repo_id=repo_id)
-        return type("CommitInfo", (), {"commit_url": f"https://hub.example/{repo_id}/commit/1"})()
-
-    monkeypatch.setattr(HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    url = k400_model.push_to_hub(REPO_ID, private=True, revision="main")
-
-    from actionkit.hub import save_pretrained
-    saved = save_pretrained(k400_model, tmp_path / "saved", repo_id=REPO_ID)
-    assert calls["create_repo"] == (REPO_ID, {"private": True, "exist_ok": True})
-    assert calls["upload_kwargs"]["repo_id"] == REPO_ID and calls["upload_kwargs"]["revision"] == "main"
-    assert calls["upload"] == {p.name: p.read_bytes() for p in saved.iterdir()}
-    assert set(calls["upload"]) == FILES
-    assert url.endswith("/commit/1")

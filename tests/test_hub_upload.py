@@ -45,6 +45,20 @@ def _record_uploads(monkeypatch: pytest.MonkeyPatch) -> dict:
     return calls
 
 
+def test_push_to_hub_uploads_exactly_the_saved_folder(k400_model: I3D, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _record_uploads(monkeypatch)
+    url = k400_model.push_to_hub(REPO_ID, private=True, revision="main")
+
+    from actionkit.hub import save_pretrained
+    saved = save_pretrained(k400_model, tmp_path / "saved", repo_id=REPO_ID)
+    assert calls["create_repo"] == (REPO_ID, {"private": True, "exist_ok": True})
+    assert calls["upload_kwargs"]["repo_id"] == REPO_ID and calls["upload_kwargs"]["revision"] == "main"
+    assert calls["upload"] == {p.name: p.read_bytes() for p in saved.iterdir()}
+    assert set(calls["upload"]) == FILES
+    assert url.endswith("/commit/2")
+
+
 def test_push_folder_sends_the_run_model_as_saved_with_its_metrics(k400_model: I3D, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     run = tmp_path / "run"  # a training run folder: the best/ model inside is what goes up
