@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from actionkit.errors import ActionkitError
+from actionkit.errors import ActionkitError, CheckpointError
 from actionkit.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_folder, model_folder, save_pretrained
 from actionkit.model_card import LOCAL_MODEL_NAME
 from actionkit.models.i3d import I3D
@@ -37,6 +37,7 @@ def push_to_hub(model: I3D, repo_id: str, *, private: bool | None = None, token:
                 metrics: dict[str, Any] | None = None) -> str:
     """Upload exactly the folder :func:`~actionkit.hub.save_pretrained` writes for ``model`` to
     ``repo_id`` (created if missing). Returns the commit URL."""
+    _check_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="actionkit-push-") as tmp:
         save_pretrained(model, tmp, metrics=metrics, repo_id=repo_id)
         return _upload(Path(tmp), repo_id, private=private, token=token, revision=revision,
@@ -50,8 +51,11 @@ def push_folder(directory: str | Path, repo_id: str, *, private: bool | None = N
     config.json and model.safetensors byte for byte, its model card with the usage lines naming
     ``repo_id``. Other files there (an export's ONNX, a run's checkpoint) stay local. Returns the
     commit URL."""
+    _check_repo_id(repo_id)
     folder = model_folder(Path(directory).expanduser())
-    load_folder(folder)  # CheckpointError (naming the file) before anything is sent
+    if not (folder / CONFIG_NAME).is_file():
+        raise CheckpointError(directory, f"not a model folder (no {CONFIG_NAME}) nor a training run (no best/ or last/)")
+    model = load_folder(folder)  # CheckpointError (naming the file) before anything is sent
     with tempfile.TemporaryDirectory(prefix="actionkit-push-") as tmp:
         staged = Path(tmp)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
@@ -59,11 +63,21 @@ def push_folder(directory: str | Path, repo_id: str, *, private: bool | None = N
         card = folder / CARD_NAME
         text = card.read_text(encoding="utf-8") if card.is_file() else None
         if text is None:  # a folder written by hand: give it the card save_pretrained would
-            save_pretrained(load_folder(folder), staged, repo_id=repo_id)
+            save_pretrained(model, staged, repo_id=repo_id)
         else:
             (staged / CARD_NAME).write_text(text.replace(LOCAL_MODEL_NAME, repo_id), encoding="utf-8")
         return _upload(staged, repo_id, private=private, token=token, revision=revision,
                        commit_message=commit_message)
+
+
+def _check_repo_id(repo_id: str) -> None:
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise HubUploadError(repo_id, f"not a valid repo id ({e})") from None
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -88,7 +102,7 @@ def _upload(folder: Path, repo_id: str, *, private: bool | None, token: str | bo
     except HfHubHTTPError as e:
         raise HubUploadError(repo_id, _http_reason(e)) from e
     except Exception as e:  # the HTTP client's own errors (DNS, refused, timeout): their classes vary by version
-        if type(e).__module__.split(".")[0] not in ("httpx", "httpx2", "requests", "urllib3", "huggingface_hub"):
+        if type(e).__module__.split(".")[0] not in ("httpx", "httpx2", "requests", "urllib3"):
             raise
         raise HubUploadError(repo_id, f"the Hub could not be reached ({type(e).__name__}: {e})") from e
     return str(getattr(info, "commit_url", info))

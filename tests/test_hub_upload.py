@@ -157,3 +157,15 @@ def test_cli_push_when_the_hub_is_unreachable_or_offline(k400_dir: Path, tmp_pat
 
     line = _one_line_error(_push(tmp_path / "no-such-model", tmp_path, HF_HUB_OFFLINE="1"))
     assert line == f"error: {tmp_path / 'no-such-model'}: no such file or folder"
+
+
+def test_push_refuses_a_folder_without_a_model_and_a_bad_repo_id(k400_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from actionkit.hub_upload import HubUploadError
+
+    calls = _record_uploads(monkeypatch)
+    with pytest.raises(CheckpointError, match="not a model folder .no config.json. nor a training run"):
+        push_folder(tmp_path, REPO_ID)
+    with pytest.raises(HubUploadError, match="upload to acme/a/b failed: not a valid repo id"):
+        push_folder(k400_dir, "acme/a/b")
+    assert calls == {}
