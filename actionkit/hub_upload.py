@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from actionkit.errors import ActionkitError, CheckpointError
+from actionkit.errors import ActionkitError, CheckpointError, ModelNotFoundError
 from actionkit.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_folder, model_folder, save_pretrained
 from actionkit.model_card import LOCAL_MODEL_NAME
 from actionkit.models.i3d import I3D
@@ -42,6 +42,26 @@ def push_to_hub(model: I3D, repo_id: str, *, private: bool | None = None, token:
         save_pretrained(model, tmp, metrics=metrics, repo_id=repo_id)
         return _upload(Path(tmp), repo_id, private=private, token=token, revision=revision,
                        commit_message=commit_message)
+
+
+def push(source: str | Path, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
+         revision: str | None = None, commit_message: str = "Upload I3D model with actionkit") -> str:
+    """``actionkit push``: a model folder, training run or export folder (:func:`push_folder`), or a
+    DeepMind / pytorch-i3d checkpoint file (converted in memory, :func:`push_to_hub`). Returns the
+    commit URL."""
+    path = Path(source).expanduser()
+    if path.suffix in (".onnx", ".engine"):
+        raise ActionkitError(f"{path}: push uploads the PyTorch model (config.json + model.safetensors); "
+                             "pass the export folder it is in, or the model it was exported from")
+    options = {"private": private, "token": token, "revision": revision, "commit_message": commit_message}
+    if path.is_dir():
+        return push_folder(path, repo_id, **options)
+    if path.is_file():
+        from actionkit.convert import checkpoint_to_model
+
+        _check_repo_id(repo_id)  # before minutes of conversion
+        return push_to_hub(checkpoint_to_model(path), repo_id, **options)
+    raise ModelNotFoundError(str(source), "no such file or folder")
 
 
 def push_folder(directory: str | Path, repo_id: str, *, private: bool | None = None,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from actionkit.errors import ActionkitError, ModelNotFoundError
-from actionkit.hub import load_pretrained
-from actionkit.hub_upload import UPLOADED_FILES, push_folder, push_to_hub
+from actionkit.hub_upload import UPLOADED_FILES, push as push_model
 
 from ._common import user_errors
 
@@ -25,19 +22,6 @@ def push(
 ) -> None:
     """Upload a model to the Hugging Face Hub: config.json, model.safetensors and its model card."""
     with user_errors():
-        url = upload(model, repo_id, private=private or None, revision=revision, token=token, message=message)
+        url = push_model(model, repo_id, private=private or None, revision=revision, token=token,
+                         commit_message=message)
     typer.echo(f"uploaded {', '.join(UPLOADED_FILES)} to {repo_id}: {url}")
-
-
-def upload(model: str, repo_id: str, *, private: bool | None, revision: str | None, token: str | None,
-           message: str) -> str:
-    path = Path(model).expanduser()
-    if path.suffix in (".onnx", ".engine"):
-        raise ActionkitError(f"{path}: push uploads the PyTorch model (config.json + model.safetensors); "
-                             "pass the export folder it is in, or the model it was exported from")
-    kwargs = {"private": private, "revision": revision, "token": token, "commit_message": message}
-    if path.is_dir():
-        return push_folder(path, repo_id, **kwargs)
-    if path.is_file():  # a checkpoint, converted in memory
-        return push_to_hub(load_pretrained(path), repo_id, **kwargs)
-    raise ModelNotFoundError(model, "no such file or folder")

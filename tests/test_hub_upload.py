@@ -21,7 +21,7 @@ from typing import Iterator
 import pytest
 
 from actionkit import CheckpointError, I3D
-from actionkit.hub_upload import push_folder
+from actionkit.hub_upload import push, push_folder
 
 REPO_ID = "acme/ut-interaction-i3d"
 FILES = {"config.json", "model.safetensors", "README.md"}
@@ -169,3 +169,18 @@ def test_push_refuses_a_folder_without_a_model_and_a_bad_repo_id(k400_dir: Path,
     with pytest.raises(HubUploadError, match="upload to acme/a/b failed: not a valid repo id"):
         push_folder(k400_dir, "acme/a/b")
     assert calls == {}
+
+
+def test_push_converts_a_checkpoint_file_and_refuses_an_onnx_file(checkpoint: Path, k400_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from actionkit import ActionkitError
+
+    calls = _record_uploads(monkeypatch)
+    push(checkpoint, REPO_ID)  # DeepMind's checkpoint, converted in memory: the same weights `convert` writes
+    assert calls["upload"]["model.safetensors"] == (k400_dir / "model.safetensors").read_bytes()
+    assert f'Recognizer.from_pretrained("{REPO_ID}")' in calls["upload"]["README.md"].decode()
+
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"not needed: refused by its name")
+    with pytest.raises(ActionkitError, match="push uploads the PyTorch model"):
+        push(onnx, REPO_ID)
