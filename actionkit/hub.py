@@ -72,6 +72,9 @@ def model_folder(directory: Path) -> Path:
 
 def load_folder(directory: Path, source: str | None = None) -> I3D:
     """An I3D from a Hub-format folder (or the two files a Hub download resolved to)."""
+    if not (directory / CONFIG_NAME).is_file():
+        raise CheckpointError(source or directory, f"{CONFIG_NAME} is missing: not a model folder, nor a training "
+                                                   f"run (no {' or '.join(f'{n}/' for n in RUN_MODEL_FOLDERS)} model inside)")
     return _build(directory / CONFIG_NAME, directory / WEIGHTS_NAME, source or str(directory))
 
 

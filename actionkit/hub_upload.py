@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from actionkit.errors import ActionkitError, CheckpointError, ModelNotFoundError
+from actionkit.errors import ActionkitError, ModelNotFoundError
 from actionkit.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_folder, model_folder, save_pretrained
 from actionkit.model_card import LOCAL_MODEL_NAME
 from actionkit.models.i3d import I3D
@@ -59,7 +59,7 @@ def push(source: str | Path, repo_id: str, *, private: bool | None = None, token
     if path.is_file():
         from actionkit.convert import checkpoint_to_model
 
-        _check_repo_id(repo_id)  # before minutes of conversion
+        _check_repo_id(repo_id)  # before the conversion, not after it
         return push_to_hub(checkpoint_to_model(path), repo_id, **options)
     raise ModelNotFoundError(str(source), "no such file or folder")
 
@@ -73,8 +73,6 @@ def push_folder(directory: str | Path, repo_id: str, *, private: bool | None = N
     commit URL."""
     _check_repo_id(repo_id)
     folder = model_folder(Path(directory).expanduser())
-    if not (folder / CONFIG_NAME).is_file():
-        raise CheckpointError(directory, f"not a model folder (no {CONFIG_NAME}) nor a training run (no best/ or last/)")
     model = load_folder(folder)  # CheckpointError (naming the file) before anything is sent
     with tempfile.TemporaryDirectory(prefix="actionkit-push-") as tmp:
         staged = Path(tmp)

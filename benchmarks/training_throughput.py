@@ -155,7 +155,6 @@ def _measure(args: argparse.Namespace) -> dict:
             "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None}
 
 
-
 def _table(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [f"{args.batch_size} clips of {args.clip_len}×{args.crop_size}² (stride {args.frame_stride}) per step, "
              f"{args.steps} timed steps",

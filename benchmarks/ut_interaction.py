@@ -36,7 +36,7 @@ import torch
 from actionkit.data.check import check_dataset
 from actionkit.data.datasets import scan_dataset
 from actionkit.data.loader import FLOW_SPANS
-from actionkit.files import write_atomically
+from actionkit.files import write_text_atomically
 from actionkit.hub import load_pretrained
 from actionkit.train.distributed import device_for_rank
 from actionkit.train.finetune import DataConfig, FinetuneConfig, evaluation_preprocessing, finetune
@@ -90,7 +90,7 @@ def record_result(path: Path, key: str, row: dict, settings: dict) -> None:
         results.pop("_settings", None)
         results[key] = row
         text = json.dumps({**results, "_settings": settings}, indent=2) + "\n"
-        write_atomically(path, lambda tmp: tmp.write_text(text))
+        write_text_atomically(path, text)
 
 
 def _arguments() -> argparse.Namespace:

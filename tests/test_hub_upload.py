@@ -164,7 +164,7 @@ def test_push_refuses_a_folder_without_a_model_and_a_bad_repo_id(k400_dir: Path,
     from actionkit.hub_upload import HubUploadError
 
     calls = _record_uploads(monkeypatch)
-    with pytest.raises(CheckpointError, match="not a model folder .no config.json. nor a training run"):
+    with pytest.raises(CheckpointError, match="config.json is missing: not a model folder, nor a training run .no best/ or last/ model inside."):
         push_folder(tmp_path, REPO_ID)
     with pytest.raises(HubUploadError, match="upload to acme/a/b failed: not a valid repo id"):
         push_folder(k400_dir, "acme/a/b")
