@@ -4,7 +4,7 @@ timed; resizing and grayscale conversion are (they are part of compute_flow).
 
     python benchmarks/flow_speed.py --videos 3
 
-Prints a table and writes benchmarks/results/flow_speed.json.
+Prints a table and writes benchmarks/results/flow_speed_<machine>_<date>.json.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 
 from actionkit.data.flow import FlowConfig, compute_flow
 from actionkit.data.video import read_video
+from result_files import result_path
 
 HERE = Path(__file__).resolve().parent
 UT = HERE.parent.parent / "shared" / "data" / "ut_interaction"
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=3.0,
                         help="repeat a method until this much time was spent on it, report its best run")
     parser.add_argument("--data", type=Path, default=UT, help="the UT-Interaction folder (with labels.csv)")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "flow_speed.json")
+    parser.add_argument("--out", type=Path, default=result_path("flow_speed"))
     args = parser.parse_args()
 
     labels = args.data / "labels.csv"

@@ -23,8 +23,8 @@ import torch
 from actionkit.data.datasets import scan_dataset
 from actionkit.data.flow import FlowCache, FlowConfig, precompute_flows
 from actionkit.data.loader import ClipConfig, ClipDataset, make_loader, set_loader_epoch
+from result_files import result_path
 
-RESULTS = Path(__file__).with_name("results")
 
 
 def naive_clip(path: Path, label: int, cache: FlowCache, rng: np.random.Generator, clip_len: int = 32) -> dict:
@@ -110,8 +110,8 @@ def main() -> None:
     for name, rate in rows.items():
         print(f"{name:<{width}}  {rate:7.1f}")
     print(f"ratio: {ours / naive:.2f}x  (clips of 32×224×224 with 32×2×112×112 flow targets)")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "loader_throughput.json"
+    out = result_path("loader_throughput")
+    out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"clips_per_second": rows, "ratio": ours / naive, "args": vars(args)}, indent=2))
     print(f"saved {out}")
 

@@ -1,6 +1,6 @@
 """Model-only throughput per backend and precision at batch 1, 4 and 8 for 32 and 64 frames at 224².
 
-    python benchmarks/model_throughput.py --model K400_FOLDER [--out benchmarks/results/model_throughput.json]
+    python benchmarks/model_throughput.py --model K400_FOLDER [--out benchmarks/results/model_throughput_<machine>_<date>.json]
 
 The same measurement as ``actionkit benchmark`` (see :mod:`actionkit.benchmark`), with the full grid by
 default: torch fp32, torch bf16 (where the CPU has AMX) and ONNX Runtime fp32 (exported on the fly with
@@ -9,11 +9,11 @@ are present; ``torch-compile`` (asked for by name) is PyTorch under ``torch.comp
 GPU. Random input; medians of ``--repeats`` calls after ``--warmup`` warm-up calls. Below the table, each
 row's achieved TFLOP/s (111 GFLOP per 32×224² clip, counted by PyTorch's FLOP counter) and, on a GPU
 the peak table in :mod:`actionkit.benchmark` knows, its share of the data-sheet peak; on CPU, its share
-of the matmul rate its library reaches, timed in the same rounds (:mod:`actionkit.matmul_rate`). The GPU figure
-of the speed issue (batch 32, 32×224², bf16):
+of the matmul rate its library reaches, timed in the same rounds (:mod:`actionkit.benchmark.matmul_rate`).
+One GPU configuration (batch 32, 32×224², bf16):
 
     python benchmarks/model_throughput.py --model K400_FOLDER --device cuda --backends torch \
-        --precisions bf16 --batch-sizes 32 --clip-lens 32 --out benchmarks/results/gpu_bf16_b32.json
+        --precisions bf16 --batch-sizes 32 --clip-lens 32
 """
 
 from __future__ import annotations
@@ -25,8 +25,13 @@ from pathlib import Path
 
 import torch
 
-from actionkit.benchmark import format_model_speed, format_roofline, model_speed, peak_tflops
-from actionkit.matmul_rate import roofline_inputs
+from actionkit.benchmark import (
+    format_model_speed,
+    format_roofline,
+    model_speed,
+    peak_tflops,
+    roofline_inputs,
+)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     python benchmarks/precision_numerics.py --model K400_FOLDER --device cuda [--out JSON]
 
 Two inputs. DeepMind's reference tensor (``../shared/data/reference``, 64×224² frames with the logits
-DeepMind's own model gives them) through the inference backend (:class:`~actionkit.backends.TorchBackend`,
+DeepMind's own model gives them) through the inference backend (:class:`~actionkit.predict.backends.TorchBackend`,
 batch norms folded, channels-last, autocast at the precision): per precision, the largest absolute
 logit difference from DeepMind's logits and from this device's fp32, and whether the top-1 and the
 top-5 set match. And the real clips of ``../shared/data/clips`` through ``Recognizer.predict`` at each
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from actionkit import Recognizer
-from actionkit.backends import TorchBackend
 from actionkit.data.video import expand_video_paths
 from actionkit.hub import load_pretrained
+from actionkit.predict.backends import TorchBackend
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -1,7 +1,7 @@
 """Peak memory of ``Recognizer.timeline`` on a 10-minute 256p video: bounded by the window and the
 batch, not by the video's length.
 
-    python benchmarks/timeline_memory.py --model K400_FOLDER [--minutes 10] [--out benchmarks/results/timeline_memory.json]
+    python benchmarks/timeline_memory.py --model K400_FOLDER [--minutes 10] [--out JSON]
 
 The video is made by cycling the shared clips, resized to 340×256, at 25 fps, and written frame by frame
 (so making it needs no memory either). The timeline runs in a fresh process whose peak resident set

@@ -2,7 +2,7 @@
 each in fp32, fp32 channels-last, bf16 and bf16 channels-last (``--settings`` picks), on real
 UT-Interaction clips, on the CPU or a GPU (``--device``).
 
-    python benchmarks/training_throughput.py --model K400_FOLDER [--out benchmarks/results/training_throughput.json]
+    python benchmarks/training_throughput.py --model K400_FOLDER [--out JSON]
 
 Each configuration runs in a fresh process (so its peak resident memory is its own) through the same
 pieces ``actionkit finetune`` uses: the clip loader with its worker processes, the task (with its teacher
@@ -92,14 +92,19 @@ def _shared_flags(args: argparse.Namespace) -> list[str]:
 def _measure(args: argparse.Namespace) -> dict:
     import torch
 
+    from actionkit.benchmark import synchronize
     from actionkit.data.check import check_dataset
     from actionkit.data.datasets import scan_dataset
     from actionkit.data.flow import FlowCache, FlowConfig
     from actionkit.data.loader import ClipConfig, ClipDataset, finish_batch, make_loader
     from actionkit.data.transforms import AugmentConfig
-    from actionkit.benchmark import synchronize
     from actionkit.hub import load_pretrained
-    from actionkit.train.loop import TrainConfig, autocast_for, build_optimizer, freeze_batch_norm_statistics
+    from actionkit.train.loop import (
+        TrainConfig,
+        autocast_for,
+        build_optimizer,
+        freeze_batch_norm_statistics,
+    )
     from actionkit.train.tasks import Task, TaskConfig
 
     amp, channels_last = SETTINGS[args.setting]

@@ -39,7 +39,12 @@ from actionkit.data.loader import FLOW_SPANS
 from actionkit.files import write_text_atomically
 from actionkit.hub import load_pretrained
 from actionkit.train.distributed import device_for_rank
-from actionkit.train.finetune import DataConfig, FinetuneConfig, evaluation_preprocessing, finetune
+from actionkit.train.finetune import (
+    DataConfig,
+    FinetuneConfig,
+    evaluation_preprocessing,
+    finetune,
+)
 from actionkit.train.linear_probe import extract_features, fit_linear_probe
 from actionkit.train.loop import TrainConfig
 from actionkit.train.tasks import TaskConfig

@@ -22,7 +22,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ut_interaction import DEFAULT_UT, SEQUENCE_FOLDS, SPLITS, VARIANTS, sequence_of_clips
+from ut_interaction import (
+    DEFAULT_UT,
+    SEQUENCE_FOLDS,
+    SPLITS,
+    VARIANTS,
+    sequence_of_clips,
+)
 
 SCRIPT = Path(__file__).with_name("ut_interaction.py")
 FOLDS = {"sequence": SPLITS["sequence"], **SEQUENCE_FOLDS}

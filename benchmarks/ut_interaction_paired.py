@@ -22,9 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from actionkit.plotting import pyplot
 from ut_interaction import DEFAULT_UT
 from ut_interaction_folds import fold_sizes, pool_folds
+
+from actionkit.plotting import pyplot
 
 SCRIPT = Path(__file__).with_name("ut_interaction_folds.py")
 REFERENCE = "plain"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from contextlib import contextmanager
-from typing import Annotated, Iterator
+from typing import Annotated, Any, Iterator
 
 import typer
 
@@ -54,3 +55,16 @@ def user_errors() -> Iterator[None]:
         raise fail(str(e)) from None
     except ValueError as e:  # invalid argument values reported by the library
         raise fail(str(e)) from None
+
+
+def default(config_class: type, name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``config_class``: the library's configs own the
+    defaults, and the commands' options take them from there."""
+    for f in dataclasses.fields(config_class):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise ValueError(f"{config_class.__name__}.{name} has no default")
+    raise ValueError(f"{config_class.__name__} has no field {name!r}")

@@ -26,9 +26,14 @@ def benchmark(
     --videos the end-to-end time of actionkit predict against the model alone on the same clips."""
     from rich.console import Console
 
-    from actionkit.benchmark import (default_precisions, end_to_end_speed, format_model_speed, format_roofline,
-                                     model_speed)
-    from actionkit.matmul_rate import roofline_inputs
+    from actionkit.benchmark import (
+        default_precisions,
+        end_to_end_speed,
+        format_model_speed,
+        format_roofline,
+        model_speed,
+        roofline_inputs,
+    )
     from actionkit.predict import Recognizer
 
     console = Console(soft_wrap=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from actionkit.config import read_labels
-from actionkit.convert import convert_checkpoint
+from actionkit.hub import convert_checkpoint
 
 from ._common import user_errors
 

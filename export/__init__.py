@@ -10,6 +10,8 @@
 Installed from the repository's top-level ``export/`` folder.
 """
 
+from actionkit.predict.onnx_metadata import read_onnx_config
+
 from .check import ExportCheck, check_export
 from .exporter import ExportResult, export_model
 from .formats import (
@@ -19,10 +21,10 @@ from .formats import (
            check_options,
            format_table,
 )
-from .onnx_export import OnnxOptions, read_onnx_config, to_onnx
+from .onnx_export import OnnxOptions, save_onnx, to_onnx
 from .strip import load_for_export, strip
 from .tensorrt import EnginePlan, TensorRTOptions, TensorRTUnavailable, plan_engine
 
 __all__ = ["ExportCheck", "check_export", "ExportResult", "export_model", "FORMATS", "ExportFormat",
-           "ExportOptionError", "check_options", "format_table", "OnnxOptions", "read_onnx_config", "to_onnx",
+           "ExportOptionError", "check_options", "format_table", "OnnxOptions", "read_onnx_config", "save_onnx", "to_onnx",
            "load_for_export", "strip", "EnginePlan", "TensorRTOptions", "TensorRTUnavailable", "plan_engine"]

@@ -17,7 +17,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from actionkit.backends import (
+from actionkit.data.transforms import to_model_input
+from actionkit.data.video import expand_video_paths, read_video
+from actionkit.data.views import evaluation_views
+from actionkit.devices import resolve_device
+from actionkit.errors import ActionkitError
+from actionkit.files import write_text_atomically
+from actionkit.hub import ModelConfig
+from actionkit.models.i3d import I3D
+from actionkit.predict.backends import (
     ENGINE_NAME,
     ONNX_FP16_NAME,
     ONNX_NAME,
@@ -25,13 +33,6 @@ from actionkit.backends import (
     TensorRTBackend,
     TorchBackend,
 )
-from actionkit.config import ModelConfig
-from actionkit.data.transforms import to_model_input
-from actionkit.data.video import expand_video_paths, read_video
-from actionkit.data.views import evaluation_views
-from actionkit.errors import ActionkitError
-from actionkit.files import write_text_atomically
-from actionkit.models.i3d import I3D
 
 CHECK_NAME = "export_check.json"
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -106,12 +107,13 @@ def check_export(folder: Path, model: I3D, config: ModelConfig, videos: Sequence
     folder = Path(folder)
     clips, names = check_clips(config, videos)
     video = to_model_input(clips, config.preprocessing.value_range)
-    reference_backend = TorchBackend(model, torch.device(device))
+    device = resolve_device(device)
+    reference_backend = TorchBackend(model, device)
     reference, reference_ms = _run(reference_backend, video, 1)
     rows = []
     for label, path in artifacts(folder):
         try:
-            runner = _open(label, path, torch.device(device))
+            runner = _open(label, path, device)
         except ActionkitError as e:
             rows.append(BackendCheck(label, path.name, skipped=str(e)))
             continue

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from actionkit.artifacts import CARD_FILE, CONFIG_FILE, ONNX_FILE, ONNX_FP16_FILE, WEIGHTS_FILE
 from actionkit.hub import model_config_of, save_pretrained
 
 from .check import ExportCheck, check_export
@@ -54,17 +55,17 @@ def export_model(source: str | Path, out_dir: str | Path, *, onnx: bool = True, 
     log(f"exporting {described}: I3D, {len(config.labels)} classes")
     result = ExportResult(out, described)
     save_pretrained(model, out, config=config)
-    result.files += [out / "config.json", out / "model.safetensors", out / "README.md"]
+    result.files += [out / CONFIG_FILE, out / WEIGHTS_FILE, out / CARD_FILE]
     if "onnx" in formats:
         options = OnnxOptions(opset=opset or 17, dynamic_clip_len=bool(dynamic_clip_len))
         graph = to_onnx(model, config, options)
         result.graph = graph_report(graph)
-        onnx_path = save_onnx(graph, out / "model.onnx")
+        onnx_path = save_onnx(graph, out / ONNX_FILE)
         result.files.append(onnx_path)
         log(f"wrote {onnx_path} (opset {options.opset}; ops: "
             + ", ".join(f"{k} {v}" for k, v in result.graph["ops"].items()) + ")")
         if fp16:
-            result.files.append(save_onnx(to_fp16(graph), out / "model.fp16.onnx"))
+            result.files.append(save_onnx(to_fp16(graph), out / ONNX_FP16_FILE))
         result.files.append(write_triton_repository(onnx_path, config, out, max_batch=max_batch or 8,
                                                     dynamic_clip_len=options.dynamic_clip_len))
         if trt_options is not None:

@@ -1,4 +1,4 @@
-"""The export formats, in one table: name, file, where it runs, and the options it accepts.
+"""The export formats (the table in :mod:`actionkit.artifacts`) and the check of the options asked for.
 
 An option a format does not accept is an error naming the format and the option, never silently
 dropped or changed: asking for ``fp16`` with only the PyTorch format, for instance, fails.
@@ -6,44 +6,12 @@ dropped or changed: asking for ``fp16`` with only the PyTorch format, for instan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping
 
+from actionkit.artifacts import FORMATS, ArtifactFormat
 from actionkit.errors import ActionkitError
 
-
-@dataclass(frozen=True)
-class ExportFormat:
-    """One row of the table. ``options`` maps each accepted option to what it means."""
-
-    name: str
-    filename: str
-    devices: tuple[str, ...]
-    options: Mapping[str, str]
-    extra: str | None = None  # the pip extra that provides its runtime, when optional
-
-    @property
-    def suffix(self) -> str:
-        return self.filename[self.filename.rindex("."):]
-
-
-FORMATS: dict[str, ExportFormat] = {
-    f.name: f for f in (
-        ExportFormat("torch", "model.safetensors", ("cpu", "cuda"), {}),
-        ExportFormat("onnx", "model.onnx", ("cpu", "cuda"), {
-            "opset": "ONNX opset, 17-20 (TensorRT 10 reads up to 20)",
-            "dynamic_clip_len": "the time axis is dynamic too (clip lengths that are multiples of 8)",
-            "fp16": "also write model.fp16.onnx (fp16 weights and compute, float32 input and output)",
-        }),
-        ExportFormat("tensorrt", "model.engine", ("cuda",), {
-            "fp16": "fp16 kernels allowed (default) or fp32 only",
-            "min_batch": "smallest batch of the optimisation profile",
-            "opt_batch": "batch the engine is tuned for",
-            "max_batch": "largest batch of the optimisation profile",
-            "workspace_gib": "builder workspace limit in GiB",
-        }, extra="tensorrt"),
-    )
-}
+ExportFormat = ArtifactFormat  # one row of the table; the table itself lives in actionkit.artifacts
 
 
 class ExportOptionError(ActionkitError):

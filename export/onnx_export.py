@@ -11,7 +11,6 @@ with constant pads serves all of them (checked at export time on two lengths).
 from __future__ import annotations
 
 import io
-import json
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,10 +19,11 @@ import onnx
 import torch
 
 import actionkit
-from actionkit.config import ModelConfig
 from actionkit.errors import ActionkitError
 from actionkit.files import write_atomically
+from actionkit.hub import ModelConfig
 from actionkit.models.i3d import I3D
+from actionkit.predict.onnx_metadata import METADATA_CONFIG
 
 from .onnx_graph import fold_pads, runtime_pads, set_metadata, unsupported_ops
 
@@ -31,7 +31,6 @@ INPUT_NAME = "video"
 OUTPUT_NAME = "logits"
 MIN_OPSET, MAX_OPSET = 17, 20
 TIME_STRIDE = 8  # product of I3D's temporal strides (Conv3d_1a, MaxPool3d_4a, MaxPool3d_5a)
-METADATA_CONFIG = "actionkit.config"
 
 
 @dataclass(frozen=True)
@@ -103,16 +102,6 @@ def to_onnx(model: I3D, config: ModelConfig, options: OnnxOptions = OnnxOptions(
 def save_onnx(graph: onnx.ModelProto, path: Path) -> Path:
     """Write ``graph`` atomically (one file: the I3D's 50 MB of weights fit in a protobuf)."""
     return write_atomically(Path(path), lambda tmp: onnx.save(graph, str(tmp)))
-
-
-def read_onnx_config(path: Path) -> ModelConfig:
-    """The ModelConfig stored in an exported ONNX file's metadata."""
-    model = onnx.load(str(path), load_external_data=False)
-    entries = {p.key: p.value for p in model.metadata_props}
-    if METADATA_CONFIG not in entries:
-        raise ActionkitError(f"{path}: no '{METADATA_CONFIG}' metadata; not an actionkit export "
-                             "(export it with actionkit, or pass its config.json)")
-    return ModelConfig.from_dict(json.loads(entries[METADATA_CONFIG]))
 
 
 def graph_report(graph: onnx.ModelProto) -> dict[str, object]:

@@ -19,11 +19,16 @@ from pathlib import Path
 
 from torch import nn
 
-from actionkit.config import ModelConfig
 from actionkit.errors import CheckpointError
-from actionkit.hub import CONFIG_NAME, RUN_MODEL_FOLDERS, load_pretrained, model_folder
+from actionkit.hub import (
+    CONFIG_NAME,
+    RUN_MODEL_FOLDERS,
+    ModelConfig,
+    load_pretrained,
+    model_folder,
+)
+from actionkit.hub.state_dict import load_state_dict_strictly
 from actionkit.models.i3d import I3D
-from actionkit.state_dict import load_state_dict_strictly
 from actionkit.train.checkpoint import read_checkpoint_file
 
 RUN_CHECKPOINT = "checkpoint.pt"

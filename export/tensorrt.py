@@ -18,20 +18,17 @@ from pathlib import Path
 
 import onnx
 
+from actionkit.artifacts import ENGINE_FILE
 from actionkit.errors import ActionkitError
 from actionkit.files import write_atomically, write_text_atomically
+from actionkit.predict.tensorrt_runtime import (
+    TensorRTUnavailable,
+    import_tensorrt,
+)
 
-ENGINE_NAME = "model.engine"
+ENGINE_NAME = ENGINE_FILE
 ENGINE_INFO_NAME = "engine.json"
 TIMING_CACHE_NAME = "timing.cache"
-INSTALL_HINT = ("TensorRT is not installed: pip install 'actionkit[tensorrt]' (NVIDIA's tensorrt wheels; "
-                "needs an NVIDIA GPU and driver)")
-
-
-class TensorRTUnavailable(ActionkitError):
-    """tensorrt cannot be imported, or no CUDA GPU is present."""
-
-
 @dataclass(frozen=True)
 class TensorRTOptions:
     """Precision and the batch range of the optimisation profile."""
@@ -101,15 +98,6 @@ def plan_engine(onnx_path: Path, options: TensorRTOptions, out_dir: Path) -> Eng
         max_shape=(options.max_batch, *rest), precision="fp16" if options.fp16 else "fp32",
         workspace_bytes=int(options.workspace_gib * 2**30), engine_path=str(out_dir / ENGINE_NAME),
         timing_cache_path=str(out_dir / TIMING_CACHE_NAME))
-
-
-def import_tensorrt():
-    """The tensorrt module, or a :class:`TensorRTUnavailable` saying what to install."""
-    try:
-        import tensorrt  # noqa: PLC0415  (optional, heavy: imported only when used)
-    except ImportError:
-        raise TensorRTUnavailable(INSTALL_HINT) from None
-    return tensorrt
 
 
 def build_engine(plan: EnginePlan, log=print) -> Path:

@@ -12,8 +12,9 @@ import os
 import shutil
 from pathlib import Path
 
-from actionkit.config import ModelConfig
+from actionkit.artifacts import ONNX_FILE
 from actionkit.files import write_text_atomically
+from actionkit.hub import ModelConfig
 
 
 def config_pbtxt(name: str, config: ModelConfig, max_batch: int, dynamic_clip_len: bool) -> str:
@@ -47,7 +48,7 @@ def write_triton_repository(onnx_path: Path, config: ModelConfig, out_dir: Path,
     model_dir = Path(out_dir) / "triton" / name
     version_dir = model_dir / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
-    target = version_dir / "model.onnx"
+    target = version_dir / ONNX_FILE
     target.unlink(missing_ok=True)
     try:
         os.link(onnx_path, target)

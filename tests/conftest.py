@@ -40,7 +40,7 @@ def checkpoint() -> Path:
 @pytest.fixture(scope="session")
 def k400_dir(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The DeepMind checkpoint converted once into a Hub-format folder."""
-    from actionkit.convert import convert_checkpoint
+    from actionkit.hub import convert_checkpoint
 
     return convert_checkpoint(checkpoint, tmp_path_factory.mktemp("models") / "k400")
 

@@ -11,13 +11,26 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from actionkit import (I3D, CorruptVideoError, EmptyVideoError, NotAVideoError, Recognizer, VideoError,
-                       VideoNotFoundError)
+from actionkit import (
+    I3D,
+    CorruptVideoError,
+    EmptyVideoError,
+    NotAVideoError,
+    Recognizer,
+    VideoError,
+    VideoNotFoundError,
+)
 from actionkit.cli.app import app
 from actionkit.data.video import read_video
 
 from conftest import CLIPS, require
-from videos import moving_square, remux_faststart, truncate, write_undecodable, write_video
+from videos import (
+    moving_square,
+    remux_faststart,
+    truncate,
+    write_undecodable,
+    write_video,
+)
 
 runner = CliRunner()
 

@@ -8,7 +8,6 @@ import pytest
 from typer.testing import CliRunner
 
 from actionkit import Recognizer
-from actionkit.backends import cpu_has_bf16_matmul, tensorrt_importable
 from actionkit.benchmark import (
     ModelSpeed,
     default_precisions,
@@ -22,6 +21,7 @@ from actionkit.benchmark import (
 )
 from actionkit.cli.app import app
 from actionkit.errors import ActionkitError
+from actionkit.predict.backends import cpu_has_bf16_matmul, tensorrt_importable
 
 from conftest import CLIPS, require
 
@@ -146,7 +146,12 @@ def test_roofline_lines_set_achieved_flops_against_the_gpu_peak() -> None:
 
 
 def test_cpu_rows_are_set_against_the_matmul_rate_timed_in_the_same_rounds() -> None:
-    from actionkit.matmul_rate import matmul_flops, matmul_gflops, reference_calls, roofline_inputs
+    from actionkit.benchmark import (
+        matmul_flops,
+        matmul_gflops,
+        reference_calls,
+        roofline_inputs,
+    )
 
     configurations = [("onnxruntime", "fp32"), ("torch", "fp32"), ("torch", "fp16"), ("torch", "fp32")]
     calls = reference_calls(configurations)

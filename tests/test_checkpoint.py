@@ -10,8 +10,14 @@ import pytest
 import torch
 
 from actionkit.errors import CheckpointError
-from actionkit.train.checkpoint import (TrainingState, changed_settings, flatten_settings, load_checkpoint, rng_state,
-                                        save_checkpoint)
+from actionkit.train.checkpoint import (
+    TrainingState,
+    changed_settings,
+    flatten_settings,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+)
 from actionkit.train.loop import TrainConfig
 
 

@@ -11,7 +11,12 @@ from typer.testing import CliRunner
 
 from actionkit import I3D, CheckpointError
 from actionkit.cli.app import app
-from actionkit.convert import conv_units, import_checkpoint, read_numpy_pickle, state_dict_to_pytorch_i3d
+from actionkit.hub.checkpoints import (
+    conv_units,
+    import_checkpoint,
+    read_numpy_pickle,
+    state_dict_to_pytorch_i3d,
+)
 
 from conftest import REFERENCE, require
 

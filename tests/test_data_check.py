@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from test_datasets import UT, UT_CLASSES, UT_VAL, ut_folder_copy
 from typer.testing import CliRunner
 
 from actionkit.cli.data import data_app
@@ -15,7 +16,6 @@ from actionkit.data.datasets import scan_dataset
 from actionkit.data.video import probe_video
 from actionkit.errors import CorruptVideoError, NotAVideoError
 
-from test_datasets import UT, UT_CLASSES, UT_VAL, ut_folder_copy
 from videos import truncate
 
 runner = CliRunner()

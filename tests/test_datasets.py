@@ -10,7 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from actionkit.cli.data import data_app
-from actionkit.data.datasets import DatasetError, DatasetIndex, VideoSample, load_classes, scan_dataset
+from actionkit.data.datasets import (
+    DatasetError,
+    DatasetIndex,
+    VideoSample,
+    load_classes,
+    scan_dataset,
+)
 
 from conftest import DATA, require
 

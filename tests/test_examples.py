@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from test_training import tiny_data  # noqa: F401  (fixture)
+
 from conftest import CLIPS, require
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -57,3 +58,15 @@ def test_finetune_export_publish_runs_the_whole_path(tiny_data: Path, k400_dir: 
     assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == \
         "error: upload to acme/x failed: offline mode is on (HF_HUB_OFFLINE=1); nothing was sent"
     assert "Traceback" not in again.stderr
+
+
+def test_the_shipped_demo_clip_is_recognised_as_the_readme_says(k400_dir: Path) -> None:
+    """The Quickstart's clip ships with the repository, beside its licence, and the Kinetics-400 I3D
+    calls it arm wrestling (the README shows this output)."""
+    from actionkit.predict import Recognizer
+
+    clip = EXAMPLES / "clips" / "arm_wrestling.mp4"
+    assert (EXAMPLES / "clips" / "LICENSE-mmaction2").is_file()
+    (result,) = Recognizer.from_pretrained(str(k400_dir), device="cpu").predict(str(clip), top_k=1)
+    assert result.ok and result.top1 is not None
+    assert result.top1.label == "arm wrestling"

@@ -13,6 +13,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from test_training import tiny_data  # noqa: F401  (fixture)
+
+from actionkit import Recognizer
 from actionkit.export import (
     ExportOptionError,
     OnnxOptions,
@@ -32,16 +35,14 @@ from actionkit.export.onnx_graph import (
     runtime_pads,
     unsupported_ops,
 )
-from conftest import CLIPS, EXPECTED_LABELS, require
-from test_training import tiny_data  # noqa: F401  (fixture)
-
-from actionkit import Recognizer
-from actionkit.backends import cpu_has_bf16_matmul
 from actionkit.hub import load_pretrained, model_config_of
 from actionkit.models.i3d import ConvBNReLU3d, MaxPool3dSame
+from actionkit.predict.backends import cpu_has_bf16_matmul
 from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune
 from actionkit.train.loop import TrainConfig
 from actionkit.train.tasks import TaskConfig
+
+from conftest import CLIPS, EXPECTED_LABELS, require
 
 ort = pytest.importorskip("onnxruntime")
 CPU = ["CPUExecutionProvider"]
@@ -175,9 +176,8 @@ def test_fold_pads_moves_same_padding_into_conv_and_maxpool(tmp_path: Path) -> N
 def _real_clip(config, clip_len: int) -> torch.Tensor:
     from dataclasses import replace
 
-    from actionkit.export.check import check_clips
-
     from actionkit.data.transforms import to_model_input
+    from actionkit.export.check import check_clips
 
     pre = replace(config.preprocessing, clip_len=clip_len)
     clips, _ = check_clips(replace(config, preprocessing=pre), [require(CLIPS / "arm_wrestling.mp4")])

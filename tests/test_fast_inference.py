@@ -4,8 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from actionkit.models.fast_inference import SeparableMaxPool3dSame, SpaceToDepthStem, inference_copy
-from actionkit.models.i3d import _POOLS, ConvBNReLU3d, FoldedConvReLU3d, MaxPool3dSame, fold_batch_norms
+from actionkit.models.fast_inference import (
+    SeparableMaxPool3dSame,
+    SpaceToDepthStem,
+    inference_copy,
+)
+from actionkit.models.i3d import (
+    _POOLS,
+    ConvBNReLU3d,
+    FoldedConvReLU3d,
+    MaxPool3dSame,
+    fold_batch_norms,
+)
 
 from conftest import REFERENCE, require
 

@@ -9,8 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actionkit.data.flow import (FlowCache, FlowConfig, compute_flow, dequantize_flow, precompute_flows,
-                                 quantize_flow, resize_flow, unit_flow)
+from actionkit.data.flow import (
+    FlowCache,
+    FlowConfig,
+    compute_flow,
+    dequantize_flow,
+    precompute_flows,
+    quantize_flow,
+    resize_flow,
+    unit_flow,
+)
 from actionkit.data.transforms import short_side_size
 from actionkit.data.video import read_video
 from actionkit.errors import VideoNotFoundError

@@ -20,8 +20,8 @@ from typing import Iterator
 
 import pytest
 
-from actionkit import CheckpointError, I3D
-from actionkit.hub_upload import push, push_folder
+from actionkit import I3D, CheckpointError
+from actionkit.hub.upload import push, push_folder
 
 REPO_ID = "acme/ut-interaction-i3d"
 FILES = {"config.json", "model.safetensors", "README.md"}
@@ -161,7 +161,7 @@ def test_cli_push_when_the_hub_is_unreachable_or_offline(k400_dir: Path, tmp_pat
 
 def test_push_refuses_a_folder_without_a_model_and_a_bad_repo_id(k400_dir: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from actionkit.hub_upload import HubUploadError
+    from actionkit.hub.upload import HubUploadError
 
     calls = _record_uploads(monkeypatch)
     with pytest.raises(CheckpointError, match="config.json is missing: not a model folder, nor a training run .no best/ or last/ model inside."):

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from test_training import tiny_data  # noqa: F401  (fixture)
 
-from actionkit.config import ModelConfig, PreprocessConfig
+from actionkit.config import PreprocessConfig
 from actionkit.data.datasets import scan_dataset
-from actionkit.hub import load_pretrained
+from actionkit.hub import ModelConfig, load_pretrained
 from actionkit.train.finetune import _probe_head
 from actionkit.train.linear_probe import _folds, extract_features, fit_linear_probe
 from actionkit.train.loop import TrainConfig, build_optimizer
-from test_training import tiny_data  # noqa: F401  (fixture)
 
 
 def test_folds_keep_groups_together() -> None:

@@ -9,14 +9,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_datasets import UT, UT_VAL
 from typer.testing import CliRunner
 
 from actionkit.cli.app import app
-from actionkit.data.flow import FlowCache, FlowConfig, dequantize_flow, flow_between, quantize_flow
-from actionkit.data.loader import ClipConfig, ClipDataset, finish_batch, make_loader, set_loader_epoch
+from actionkit.data.flow import (
+    FlowCache,
+    FlowConfig,
+    dequantize_flow,
+    flow_between,
+    quantize_flow,
+)
+from actionkit.data.loader import (
+    ClipConfig,
+    ClipDataset,
+    finish_batch,
+    make_loader,
+    set_loader_epoch,
+)
 from actionkit.data.transforms import AugmentConfig
 
-from test_datasets import UT, UT_VAL
 from conftest import require
 from videos import write_video
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from actionkit.config import PreprocessConfig
-from actionkit.data.sampling import plan_clips
 from actionkit.data import skip_decode
+from actionkit.data.sampling import plan_clips
 from actionkit.data.skip_decode import can_skip_frames, frames_skipping_unwanted
 from actionkit.data.video import read_frames, read_planned_frames, read_video
 from actionkit.errors import CorruptVideoError

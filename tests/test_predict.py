@@ -2,10 +2,10 @@
 
 import json
 import os
-from dataclasses import dataclass
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +14,9 @@ import torch
 from typer.testing import CliRunner
 
 from actionkit import I3D, Recognizer
-from actionkit.backends import cpu_has_bf16_matmul, resolve_precision
 from actionkit.cli.app import app
-from actionkit.load_ahead import LOADER_NICENESS
+from actionkit.predict.backends import cpu_has_bf16_matmul, resolve_precision
+from actionkit.predict.load_ahead import LOADER_NICENESS
 
 from conftest import CLIPS, EXPECTED_LABELS, REFERENCE, require
 
@@ -82,9 +82,9 @@ class _SecondVideoWaitsForTheModel(Recognizer):
             raise AssertionError("predict let the model idle while a video was still loading")
         return super()._load(index, name, video, views)
 
-    def _infer(self, clips):
+    def score_clips(self, clips):
         self.model_ran.set()
-        return super()._infer(clips)
+        return super().score_clips(clips)
 
 
 def test_a_batch_runs_early_rather_than_idle_while_the_next_video_decodes(k400_fast_dir: Path) -> None:

@@ -5,7 +5,11 @@ import torch
 
 from actionkit import PreprocessConfig
 from actionkit.data.sampling import plan_clips
-from actionkit.data.transforms import resize_and_center_crop, short_side_size, to_model_input
+from actionkit.data.transforms import (
+    resize_and_center_crop,
+    short_side_size,
+    to_model_input,
+)
 
 
 def test_uniform_sampling_is_deepminds_linspace_rule() -> None:

@@ -5,8 +5,8 @@ hand-computed numbers."""
 
 import copy
 import math
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,13 +15,13 @@ import torch
 from actionkit import I3D, I3DConfig
 from actionkit.data.flow import FlowConfig, compute_flow, resize_flow, unit_flow
 from actionkit.data.loader import DeviceBatch
+from actionkit.hub.state_dict import load_state_dict_strictly
 from actionkit.models.rev2net import Rev2NetOutput
-from actionkit.state_dict import load_state_dict_strictly
-from actionkit.train import Task, TaskConfig
-from actionkit.train import losses
+from actionkit.train import Task, TaskConfig, losses
 from actionkit.train.finetune import DataConfig, FinetuneConfig, finetune
 from actionkit.train.loop import DeadDecoderWarning, TrainConfig, build_optimizer
 from actionkit.train.tasks import rev2net_terms
+
 from conftest import REFERENCE, require
 
 ALL_TERMS = ("ce", "kl", "ddp", "flow", "frame", "sd")

@@ -21,8 +21,9 @@ from actionkit.data.frame_source import StreamError
 from actionkit.data.sampling import clip_span, sliding_windows
 from actionkit.data.video import read_video
 from actionkit.errors import ActionkitError
-from actionkit.timeline import Segment, WindowPrediction, merge_segments, sliding
-from actionkit.timeline_refine import _short_clip, best_cut, boundaries_to_refine, short_window_starts
+from actionkit.predict.boundaries import best_cut, boundaries_to_refine, short_clip, short_window_starts
+from actionkit.predict.timeline_result import Segment, WindowPrediction, merge_segments
+from actionkit.predict.windows import sliding
 
 from conftest import CLIPS, require
 from videos import remux_faststart, write_video
@@ -96,10 +97,10 @@ def test_boundaries_to_refine_stay_inside_their_two_segments() -> None:
 
 def test_a_fixed_length_model_gets_short_windows_looped_to_its_length() -> None:
     frames = {i: torch.full((3, 2, 2), i, dtype=torch.uint8) for i in range(40)}
-    clip = _short_clip(frames, start=10, window=4, frame_stride=2, model_len=16)
+    clip = short_clip(frames, start=10, window=4, frame_stride=2, model_len=16)
     assert clip[:, 0, 0, 0].tolist() == [10, 12, 14, 16] * 4
-    assert _short_clip(frames, 10, 4, 2, None)[:, 0, 0, 0].tolist() == [10, 12, 14, 16]
-    assert _short_clip(frames, 36, 4, 2, None) is None  # runs past the frames held
+    assert short_clip(frames, 10, 4, 2, None)[:, 0, 0, 0].tolist() == [10, 12, 14, 16]
+    assert short_clip(frames, 36, 4, 2, None) is None  # runs past the frames held
 
 
 # --- a long video made of three actions ----------------------------------------------------------

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-
 from test_datasets import UT
+
 from conftest import require
 from videos import truncate
 

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from actionkit.progress import progress_bar
 from actionkit.data.datasets import SPLITS, DatasetError, DatasetIndex, VideoSample
 from actionkit.data.video import VideoInfo, probe_video
 from actionkit.errors import VideoError
+from actionkit.progress import progress_bar
 
 _log = logging.getLogger("actionkit")
 

@@ -21,11 +21,11 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-from actionkit.progress import progress_bar
 from actionkit.data.transforms import short_side_size
 from actionkit.data.video import as_frames, read_video
 from actionkit.errors import VideoError, VideoNotFoundError
 from actionkit.files import write_atomically
+from actionkit.progress import progress_bar
 
 # Bumped whenever what a cache entry holds changes for the same settings (its key includes it).
 FORMAT_VERSION = 1

@@ -10,7 +10,14 @@ from typing import Any, Iterator
 import av
 import numpy as np
 
-from actionkit.data.video import _open, _reason, decoded_frames, decoding_failed, frame_rate, video_stream
+from actionkit.data.video import (
+    decoded_frames,
+    decoding_failed,
+    error_reason,
+    frame_rate,
+    open_video,
+    video_stream,
+)
 from actionkit.errors import ActionkitError, EmptyVideoError, NotAVideoError
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -43,9 +50,9 @@ class FrameSource:
                 self.container = av.open(self.name, format=format, options=options or {}, timeout=(timeout, timeout),
                                          metadata_errors="ignore")
             except (av.error.FFmpegError, OSError) as e:
-                raise StreamError(f"{self.name}: cannot open the stream within {timeout:g} s ({_reason(e)})") from None
+                raise StreamError(f"{self.name}: cannot open the stream within {timeout:g} s ({error_reason(e)})") from None
         else:
-            self.container = _open(Path(source))
+            self.container = open_video(Path(source))
         try:
             self.stream = video_stream(self.container, self.name)
         except NotAVideoError:
@@ -67,7 +74,7 @@ class FrameSource:
                     chunk = []
         except av.error.FFmpegError as e:
             if self.live:
-                raise StreamError(f"{self.name}: the stream failed after frame {self.decoded} ({_reason(e)})"
+                raise StreamError(f"{self.name}: the stream failed after frame {self.decoded} ({error_reason(e)})"
                                   f"{self._index_last_hint()}") from None
             raise decoding_failed(self.name, self.decoded, self.declared_frames, e) from None
         if chunk:

@@ -20,13 +20,19 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from actionkit.config import PreprocessConfig
+from actionkit.data.flow import dequantize_flow, flow_between
 from actionkit.data.sampling import random_clip
-from actionkit.data.transforms import (AugmentConfig, CropBox, color_jitter, crop_and_resize,
-                                       flow_geometry_scale, random_crop_box, to_model_input)
+from actionkit.data.transforms import (
+    AugmentConfig,
+    CropBox,
+    color_jitter,
+    crop_and_resize,
+    flow_geometry_scale,
+    random_crop_box,
+    to_model_input,
+)
 from actionkit.data.video import DecodeThreads, probe_video, read_frames
 from actionkit.data.views import evaluation_views
-
-from actionkit.data.flow import dequantize_flow, flow_between
 
 if TYPE_CHECKING:
     from actionkit.data.flow import FlowCache

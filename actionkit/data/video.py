@@ -9,8 +9,18 @@ from typing import Callable, Iterator, Literal, Sequence
 import av
 import numpy as np
 
-from actionkit.data.skip_decode import SkippingUnsupported, can_skip_frames, frames_skipping_unwanted
-from actionkit.errors import CorruptVideoError, EmptyVideoError, NotAVideoError, VideoError, VideoNotFoundError
+from actionkit.data.skip_decode import (
+    SkippingUnsupported,
+    can_skip_frames,
+    frames_skipping_unwanted,
+)
+from actionkit.errors import (
+    CorruptVideoError,
+    EmptyVideoError,
+    NotAVideoError,
+    VideoError,
+    VideoNotFoundError,
+)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".gif",
                             ".flv", ".wmv", ".3gp", ".ts", ".ogv"})
@@ -47,7 +57,9 @@ def _looks_like_video_container(path: Path) -> bool:
     return any(head[offset:offset + len(magic)] == magic for offset, magic in _CONTAINER_SIGNATURES)
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_video(path: Path) -> av.container.InputContainer:
+    """The opened container of ``path``, or the :class:`~actionkit.errors.VideoError` saying why not
+    (missing, a folder, empty, corrupt, or not a video)."""
     if not path.exists():
         raise VideoNotFoundError(path, "no such file")
     if path.is_dir():
@@ -58,11 +70,12 @@ def _open(path: Path) -> av.container.InputContainer:
         return av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as e:
         if _looks_like_video_container(path):
-            raise CorruptVideoError(path, f"cannot be opened: truncated or corrupt ({_reason(e)})") from None
+            raise CorruptVideoError(path, f"cannot be opened: truncated or corrupt ({error_reason(e)})") from None
         raise NotAVideoError(path, "not a video file (no known container format)") from None
 
 
-def _reason(error: Exception) -> str:
+def error_reason(error: Exception) -> str:
+    """The short reason FFmpeg (or the OS) gave for ``error``, for one-line messages."""
     text = getattr(error, "strerror", None) or str(error)
     return text.split(":")[0].strip() if text else type(error).__name__
 
@@ -107,9 +120,9 @@ def frame_rate(stream: av.video.stream.VideoStream) -> float:
 def decoding_failed(name: str | Path, count: int, declared: int, error: Exception) -> VideoError:
     """The error for FFmpeg failing after ``count`` good frames (of ``declared``, 0 if unknown)."""
     if not count:
-        return EmptyVideoError(name, f"has no decodable frames ({_reason(error)})")
+        return EmptyVideoError(name, f"has no decodable frames ({error_reason(error)})")
     of = f" of {declared}" if declared else ""
-    return CorruptVideoError(name, f"decoding failed after frame {count}{of}: truncated or damaged ({_reason(error)})")
+    return CorruptVideoError(name, f"decoding failed after frame {count}{of}: truncated or damaged ({error_reason(error)})")
 
 
 def decoded_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream, name: str | Path,
@@ -132,7 +145,7 @@ def _decode(path: Path, keep: Callable[[int], bool], last: int | None = None,
             threads: DecodeThreads = "AUTO") -> tuple[VideoInfo, dict[int, np.ndarray]]:
     """Decode frames in order, converting to RGB those for which ``keep(index)`` holds, stopping after
     frame ``last`` if given. A full decode also applies the truncation rule of :func:`read_video`."""
-    container = _open(path)
+    container = open_video(path)
     with container:
         stream = video_stream(container, path, threads)
         return _keep_frames(path, stream, decoded_frames(container, stream, path, last), keep, last)
@@ -161,7 +174,7 @@ def _keep_frames(path: Path, stream: av.video.stream.VideoStream, numbered: Iter
 def _decode_wanted(path: Path, wanted: set[int],
                    threads: DecodeThreads = "AUTO") -> tuple[VideoInfo, dict[int, np.ndarray]]:
     """Decode up to the last ``wanted`` frame, converting only the wanted ones (see :func:`_decode_wanted_in`)."""
-    container = _open(path)
+    container = open_video(path)
     with container:
         decoded = _decode_wanted_in(path, container, video_stream(container, path, threads), wanted)
     return decoded or _decode_in_order(path, wanted, threads)
@@ -237,7 +250,7 @@ def read_planned_frames(path: str | Path, wanted_for: Callable[[int], np.ndarray
     subclasses of :func:`read_video`.
     """
     path = Path(path)
-    container = _open(path)
+    container = open_video(path)
     with container:  # one open: the header's count plans the clips, then the same container decodes them
         stream = video_stream(container, path, threads)
         declared = stream.frames or 0

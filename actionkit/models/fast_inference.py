@@ -1,15 +1,14 @@
 """Inference-only rewrites of I3D layers: the same outputs, fewer passes over memory.
 
-:func:`inference_copy` is what :class:`~actionkit.backends.TorchBackend` runs: a copy of the I3D with its
-batch norms folded (:func:`~actionkit.models.i3d.fold_batch_norms`) and, on CPU, two layers rewritten.
-Both fixed bottlenecks measured on a 2-core Sapphire Rapids at 32×224² (``benchmarks/model_throughput.py``):
+:func:`inference_copy` is what :class:`~actionkit.predict.backends.TorchBackend` runs: a copy of the I3D with its
+batch norms folded (:func:`~actionkit.models.i3d.fold_batch_norms`) and, on CPU, two layers rewritten
+(their speed-ups are measured by ``benchmarks/model_throughput.py``):
 
 - **The stem** (Conv3d_1a: 7×7×7, stride 2, 3 input channels). oneDNN's bf16 (AMX) kernels need many
-  input channels; with 3 the stem ran at about 90 GFLOP/s and took half of the network's time.
-  :class:`SpaceToDepthStem` regroups each 2×2×2 block of the input into channels (3 → 24) and runs a
+  input channels; with 3 the stem runs far below the rest of the network. :class:`SpaceToDepthStem` regroups each 2×2×2 block of the input into channels (3 → 24) and runs a
   stride-1 4×4×4 convolution whose kernel is the original one zero-padded to 8×8×8 and regrouped the same
-  way. The sums are the same (the padding adds multiplications by zero, 1.5× the work) and run at about
-  600 GFLOP/s.
+  way. The sums are the same (the padding adds multiplications by zero, 1.5× the work) and run at the
+  rate of the network's other convolutions.
 - **Max pooling.** ``F.max_pool3d`` also computes argmax indices, and "SAME" padding with -inf is a full
   copy of the input. :class:`SeparableMaxPool3dSame` takes the max one dimension at a time over strided
   views and clips the windows at the edges instead of padding: bit-identical outputs.
@@ -21,8 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actionkit.models.i3d import (FoldedConvReLU3d, MaxPool3dSame, Triple, _as_f_pad, fold_batch_norms,
-                                  same_padding)
+from actionkit.models.i3d import (
+    FoldedConvReLU3d,
+    MaxPool3dSame,
+    Triple,
+    as_f_pad,
+    fold_batch_norms,
+    same_padding,
+)
 
 SPACE_TO_DEPTH_MAX_CHANNELS = 4  # stems with at most this many input channels are regrouped
 
@@ -80,7 +85,7 @@ class SpaceToDepthStem(nn.Module):
             outputs = -(-int(size) // 2)
             after += 2 * (outputs - 1) + kernel + 1 - (int(size) + before + after)  # even, for k + 1 taps
             pads.append((before, after))
-        x = F.pad(x, _as_f_pad(pads))
+        x = F.pad(x, as_f_pad(pads))
         n, c, t, h, w = x.shape
         # (n, c·8, t/2, h/2, w/2) in the contiguous layout: copying straight into channels-last order moves
         # runs of 2 elements and measured 3× slower; the channels-last weight still makes the output

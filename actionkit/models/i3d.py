@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from actionkit.config import MIN_FRAMES
+
 Triple = tuple[int, int, int]
 
 
@@ -32,7 +34,7 @@ def _same_pads(shape: Sequence[int], kernel: Triple, stride: Triple) -> list[tup
     return [same_padding(int(s), k, st) for s, k, st in zip(shape, kernel, stride)]
 
 
-def _as_f_pad(pads: list[tuple[int, int]]) -> list[int]:
+def as_f_pad(pads: list[tuple[int, int]]) -> list[int]:
     """(T, H, W) (before, after) pairs -> F.pad's order: W first, then H, then T."""
     return [p for before_after in reversed(pads) for p in before_after]
 
@@ -55,7 +57,7 @@ def _conv_same(x: torch.Tensor, conv: nn.Conv3d) -> torch.Tensor:
     if all(before == after for before, after in pads):
         padding = tuple(before for before, _ in pads)
     else:
-        x = F.pad(x, _as_f_pad(pads))
+        x = F.pad(x, as_f_pad(pads))
         padding = (0, 0, 0)
     return F.conv3d(x, conv.weight, conv.bias, conv.stride, padding)
 
@@ -102,7 +104,7 @@ class MaxPool3dSame(nn.Module):
         pads = _same_pads(x.shape[2:], self.kernel, self.stride)
         if all(before == after for before, after in pads):
             return F.max_pool3d(x, self.kernel, self.stride, tuple(b for b, _ in pads))
-        x = F.pad(x, _as_f_pad(pads), value=float("-inf"))
+        x = F.pad(x, as_f_pad(pads), value=float("-inf"))
         return F.max_pool3d(x, self.kernel, self.stride)
 
 
@@ -162,7 +164,6 @@ _POOLS: dict[str, tuple[Triple, Triple]] = {
 }
 
 FEATURE_DIM = 1024
-MIN_FRAMES = 8
 
 
 @dataclass
@@ -255,27 +256,3 @@ class I3D(nn.Module):
         """A fresh classifier for ``num_classes`` classes (the trunk is kept)."""
         self.classifier = nn.Linear(FEATURE_DIM, num_classes).to(self.classifier.weight.device)
         self.config.num_classes = num_classes
-
-    # --- persistence: thin delegates, the file handling lives in actionkit.hub ---------------------
-
-    @classmethod
-    def from_pretrained(cls, source: str, *, revision: str | None = None, cache_dir: str | None = None,
-                        local_files_only: bool = False, token: str | bool | None = None) -> "I3D":
-        """Load from a Hub-format folder, a DeepMind / pytorch-i3d checkpoint file or a Hub repo id."""
-        from actionkit.hub import load_pretrained
-
-        return load_pretrained(source, revision=revision, cache_dir=cache_dir,
-                               local_files_only=local_files_only, token=token)
-
-    def save_pretrained(self, directory: str, metrics: dict | None = None) -> str:
-        """Write config.json, model.safetensors and a README.md model card into ``directory``."""
-        from actionkit.hub import save_pretrained
-
-        return str(save_pretrained(self, directory, metrics=metrics))
-
-    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
-                    revision: str | None = None) -> str:
-        """Upload the :meth:`save_pretrained` folder to the Hugging Face Hub; returns the commit URL."""
-        from actionkit.hub_upload import push_to_hub
-
-        return push_to_hub(self, repo_id, private=private, token=token, revision=revision)

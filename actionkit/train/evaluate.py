@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from actionkit.data.loader import finish_batch
+from actionkit.devices import resolve_device
 from actionkit.errors import ActionkitError
 from actionkit.plotting import pyplot
 
@@ -139,7 +140,6 @@ def evaluate_model(data: Path, model: str, *, split: str = "val", split_by: str 
     from actionkit.data.datasets import scan_dataset
     from actionkit.data.loader import ClipDataset, make_loader
     from actionkit.hub import load_pretrained
-    from actionkit.predict import default_device
 
     encoder = load_pretrained(model)
     config = encoder.pretrained_cfg
@@ -154,7 +154,7 @@ def evaluate_model(data: Path, model: str, *, split: str = "val", split_by: str 
                                                     (("num_clips", num_clips), ("num_crops", num_crops)) if v})
     dataset = ClipDataset(samples.samples, train=False, eval_preprocessing=preprocessing, num_frames=samples.num_frames)
     loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, shard=False)
-    target = torch.device(device) if device else default_device()
+    target = resolve_device(device)
     encoder.to(target).eval()
     result = evaluate(encoder, loader, len(index.classes), target, preprocessing.value_range, matrix)
     if out is not None:

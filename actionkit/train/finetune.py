@@ -17,14 +17,14 @@ from typing import Any, Callable
 
 import torch
 
-from actionkit.config import ModelConfig, PreprocessConfig
+from actionkit.config import PreprocessConfig
 from actionkit.data.check import TrainingSamples, check_dataset
 from actionkit.data.datasets import DatasetIndex, scan_dataset
 from actionkit.data.flow import FlowCache, FlowConfig
 from actionkit.data.loader import ClipConfig, ClipDataset, check_flow_span, make_loader
 from actionkit.data.transforms import AugmentConfig
 from actionkit.files import write_text_atomically
-from actionkit.hub import load_pretrained
+from actionkit.hub import ModelConfig, load_pretrained
 from actionkit.models.i3d import I3D
 from actionkit.train import distributed
 from actionkit.train.loop import RunResult, TrainConfig, fit

@@ -20,14 +20,19 @@ from typing import Any, Callable, Literal
 import torch
 from torch.utils.data import DataLoader
 
-from actionkit.config import ModelConfig
 from actionkit.data.loader import finish_batch, set_loader_epoch
 from actionkit.errors import ActionkitError
-from actionkit.hub import save_pretrained
+from actionkit.hub import ModelConfig, save_pretrained
 from actionkit.progress import progress_bar
 from actionkit.train import distributed
-from actionkit.train.checkpoint import (CHECKPOINT_NAME, TrainingState, load_checkpoint, restore_rng, rng_state,
-                                        save_checkpoint)
+from actionkit.train.checkpoint import (
+    CHECKPOINT_NAME,
+    TrainingState,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
 from actionkit.train.evaluate import EvalResult, evaluate, save_confusion
 from actionkit.train.metrics import MetricsLog, plot_metrics
 from actionkit.train.schedule import Schedule, lr_factor

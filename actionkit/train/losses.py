@@ -8,12 +8,10 @@ Reductions (the papers leave them open):
   paper's weights (λflow = λim = β = 0.1) keep their meaning and the batch size does not change them.
   The norm is not squared, so its gradient with respect to a clip's residual has norm 1 whatever the
   resolution: the value is large (tens to hundreds at 32×224²) but the push it gives the decoders is
-  bounded, the same order as cross-entropy's on the logits. Measured on the Kinetics-400 I3D with
-  fresh decoders, one real 32×224² clip, the paper's weights: gradient norm on the encoder CE 6.5,
-  flow 9.5, frames 0.9, DDP 11, KL 0.03 (loss values 1.9, 52, 144, 105, 0.01). ``"rms"`` divides each
-  norm by √(elements per clip) (a root-mean-square error: values near CE's, but gradients √D = 900–3500×
-  smaller, which leaves the auxiliary tasks 600–16000× weaker than CE: effectively off at these
-  weights); ``"sum"`` sums over the batch (Eq. 3 summed over clips).
+  bounded, the same order as cross-entropy's on the logits (docs/ut-interaction.md gives the gradient
+  norms measured). ``"rms"`` divides each norm by √(elements per clip) (a root-mean-square error: values
+  near CE's, but gradients √D times smaller, which leaves the auxiliary tasks far weaker than CE at
+  these weights); ``"sum"`` sums over the batch (Eq. 3 summed over clips).
 - Self-distillation, ``reduction="mean"`` by default: ‖f(x) − f'(x)‖² per clip, averaged over the
   batch. The paper's Eq. 1 (CE) and Eq. 2 (SD) both sum over samples; our cross-entropy averages, so
   averaging SD as well keeps the paper's ratio, and λ = 100 means what it meant there. ``"sum"``

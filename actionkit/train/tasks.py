@@ -205,8 +205,8 @@ def decoder_activity(out: Rev2NetOutput) -> dict[str, torch.Tensor]:
     """``active_flow`` / ``active_frame``: the share of each decoder's first-layer units (the maps the
     low-level DDP compares, after ReLU) that are positive on this batch. Zero means the layer is dead:
     the DDP is then trivially 0 (two all-zero maps agree) and that decoder no longer sends any gradient
-    to the encoder, so Rev2Net has degenerated to its classifier and KL terms. Fast-learning decoders
-    reach that state (measured: within 19 steps at 50× the trunk's learning rate on UT-Interaction)."""
+    to the encoder, so Rev2Net has degenerated to its classifier and KL terms (decoders trained at a much
+    higher learning rate than the trunk can reach that state)."""
     activity = {}
     for name, maps in (("active_flow", out.flow_features), ("active_frame", out.frame_features)):
         if maps:

@@ -1,10 +1,4 @@
-"""Action timelines: sliding windows over a whole video (or a live source), decoded once.
-
-Frames are decoded in order, resized and centre-cropped in uint8 as they arrive (in chunks), and kept
-in a ring buffer just long enough for one window, so memory depends on the window and the batch, not
-on the video's length. A window is ``window`` model frames taken every ``frame_stride`` source frames
-(the model config's sampling; 1 for DeepMind's I3D), and a new one starts every ``stride`` source
-frames; the last window is flush with the end, and a video shorter than one window is looped once.
+"""A timeline's result: per-window predictions, merged segments, and the files they are saved as.
 
 A window's prediction is taken to describe the middle of its span: each window owns the time from
 halfway between its centre and the previous window's centre to halfway to the next one's. Windows in a
@@ -12,66 +6,20 @@ row with the same top label merge into a segment, which is kept when its mean to
 reaches the threshold. A short unconfident stretch between two kept segments (at most one window
 long: typically the one window that straddles a change of action) is split between them at its
 middle; longer ones stay unlabelled. These window-level boundaries land within about a window of
-the change; :mod:`actionkit.timeline_refine` then moves each to where short windows put it.
+the change; :mod:`actionkit.predict.boundaries` then moves each to where short windows put it.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
-import torch
 
-from actionkit.config import PreprocessConfig
-from actionkit.data.sampling import clip_span
-from actionkit.data.transforms import resize_and_crop
-
-CHUNK_FRAMES = 16  # frames resized together (one interpolate call), a few MB of uint8
-
-
-@dataclass(frozen=True)
-class Window:
-    """One window's clip: source frames [start, end), its uint8 T×3×S×S frames, and whether it was looped."""
-
-    start: int
-    end: int
-    clip: torch.Tensor
-    looped: bool = False
-
-
-def crop_frames(chunks: Iterable[np.ndarray], pre: PreprocessConfig) -> Iterator[torch.Tensor]:
-    """N×H×W×3 uint8 chunks -> one 3×S×S uint8 frame at a time, resized and centre-cropped like prediction."""
-    for chunk in chunks:
-        yield from resize_and_crop(chunk, pre.resize_short_side, pre.crop_size)[0]
-
-
-def sliding(frames: Iterable[torch.Tensor], window: int, stride: int, frame_stride: int = 1) -> Iterator[Window]:
-    """Windows over a stream of cropped frames, holding only one window's span of frames at a time."""
-    if window < 1 or stride < 1 or frame_stride < 1:
-        raise ValueError("window, stride and frame_stride must be at least 1")
-    span = clip_span(window, frame_stride)
-    buffer: deque[torch.Tensor] = deque(maxlen=span)
-    count, last_end = 0, 0
-    for frame in frames:
-        buffer.append(frame)
-        count += 1
-        start = count - span
-        if start >= 0 and start % stride == 0:
-            last_end = count
-            yield Window(start, count, torch.stack(list(buffer)[::frame_stride]))
-    if count == 0:
-        return
-    if count < span:  # shorter than one window: loop it, as prediction does
-        indices = (np.arange(window) * frame_stride) % count
-        frames_so_far = list(buffer)
-        yield Window(0, count, torch.stack([frames_so_far[i] for i in indices]), looped=True)
-    elif last_end < count:  # the last window flush with the end
-        yield Window(count - span, count, torch.stack(list(buffer)[::frame_stride]))
+from actionkit.predict.timeline_plot import plot_timeline
 
 
 @dataclass(frozen=True)
@@ -151,8 +99,6 @@ class Timeline:
                                      f"{score:.5f}"])
         written = [out / "timeline.json", out / "windows.csv"]
         if plot:
-            from actionkit.timeline_plot import plot_timeline
-
             written.append(plot_timeline(self, out / "timeline.png"))
         return written
 

@@ -1,24 +1,22 @@
 """This CPU's matrix-multiply rate, measured in the same rounds as a speed benchmark.
 
 A CPU has no data-sheet peak worth comparing with: on a shared or virtual host the clock, the cache and
-the memory bandwidth it gets drift over minutes (2× swings measured on the 2-core CI machine). So the
-speed benchmark also times a 2048² matrix product with the library each backend computes with (PyTorch's
-oneDNN / MKL, ONNX Runtime's MLAS) and reports each CPU row as a share of it. The product is timed in
-every round of :func:`actionkit.benchmark.model_speed`, between the configurations, so the rate and the
-rows see the same spells of the host. (Timed once after the rows, it came out in another spell: once
-at 170 GFLOP/s for ONNX Runtime, below the 186 its own convolutions had just reached.)
+the memory bandwidth it gets drift over minutes. So the speed benchmark also times a 2048² matrix
+product with the library each backend computes with (PyTorch's oneDNN / MKL, ONNX Runtime's MLAS) and
+reports each CPU row as a share of it. The product is timed in every round of
+:func:`actionkit.benchmark.model_speed`, between the configurations, so the rate and the rows see the
+same spells of the host.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from actionkit.benchmark import ModelSpeed
+from actionkit.benchmark.timing import time_calls
 
 MATMUL_SIZE = 2048
 _TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -47,9 +45,7 @@ def matmul_call(library: str, precision: str = "fp32", size: int = MATMUL_SIZE) 
 
 def matmul_gflops(library: str, precision: str = "fp32", size: int = MATMUL_SIZE, repeats: int = 5) -> float:
     """GFLOP/s of a ``size``² × ``size``² product in ``library``, median of ``repeats`` calls after a
-    warm-up (a rate on its own; :func:`actionkit.benchmark.model_speed` times it among its rows)."""
-    from actionkit.benchmark import time_calls
-
+    warm-up (a rate on its own; :func:`~actionkit.benchmark.model_speed` times it among its rows)."""
     return matmul_flops(size) / time_calls(matmul_call(library, precision, size), repeats) / 1e9
 
 
@@ -79,16 +75,3 @@ def reference_calls(configurations: Sequence[tuple[str, str]]) -> dict[tuple[str
             except ImportError:
                 continue
     return calls
-
-
-def roofline_inputs(rows: Sequence[ModelSpeed], device: str | torch.device | None) -> tuple[str | None, dict[str, float]]:
-    """For the roofline lines and the report on ``device`` (default: CUDA if present): on a GPU its name
-    (for :func:`actionkit.benchmark.format_roofline`'s data-sheet peak) and no rates; on CPU no name and
-    the matmul rates ``"backend precision"`` -> GFLOP/s that :func:`actionkit.benchmark.model_speed`
-    timed among the rows (each row also carries its own)."""
-    from actionkit.predict import default_device
-
-    target = torch.device(device) if device else default_device()
-    if target.type == "cuda":
-        return torch.cuda.get_device_name(target), {}
-    return None, {f"{r.backend} {r.precision}": r.matmul_gflops for r in rows if r.matmul_gflops}

@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from actionkit.plotting import pyplot
 
-if TYPE_CHECKING:
-    from actionkit.timeline import Timeline
+
+class _Span(Protocol):
+    label: str
+    start: float
+    end: float
+
+
+class PlottedTimeline(Protocol):
+    """What the plot reads of a :class:`~actionkit.predict.timeline_result.Timeline`."""
+
+    video: str
+    labels: list[str]
+    threshold: float
+    probabilities: np.ndarray  # windows × classes
+
+    @property
+    def segments(self) -> Sequence[_Span]: ...
+
+    @property
+    def windows(self) -> Sequence[_Span]: ...
+
+    @property
+    def duration(self) -> float: ...
+
 
 MAX_LINES = 6  # labels drawn: those of the segments first, then the highest mean probabilities
 
 
-def plotted_labels(timeline: "Timeline", limit: int = MAX_LINES) -> list[int]:
+def plotted_labels(timeline: PlottedTimeline, limit: int = MAX_LINES) -> list[int]:
     """Class indices to draw: every segment's label (in order of appearance), then the classes with the
     highest mean probability, up to ``limit``."""
     index = {label: i for i, label in enumerate(timeline.labels)}
@@ -31,7 +53,7 @@ def plotted_labels(timeline: "Timeline", limit: int = MAX_LINES) -> list[int]:
     return chosen
 
 
-def plot_timeline(timeline: "Timeline", path: str | Path) -> Path:
+def plot_timeline(timeline: PlottedTimeline, path: str | Path) -> Path:
     """Write the plot to ``path``: x is time in seconds; each drawn label's probability is a line through
     the window centres; segments are labelled bars in the same colours; the threshold is dashed."""
     plt = pyplot("plotting the timeline")

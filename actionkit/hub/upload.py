@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from actionkit.errors import ActionkitError, ModelNotFoundError
-from actionkit.hub import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, load_folder, model_folder, save_pretrained
-from actionkit.model_card import LOCAL_MODEL_NAME
+from actionkit.hub.checkpoints import checkpoint_to_model
+from actionkit.hub.folders import (
+    CARD_NAME,
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    load_folder,
+    model_folder,
+    save_pretrained,
+)
+from actionkit.hub.model_card import LOCAL_MODEL_NAME
 from actionkit.models.i3d import I3D
 
 UPLOADED_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
@@ -35,7 +43,7 @@ class HubUploadError(ActionkitError):
 def push_to_hub(model: I3D, repo_id: str, *, private: bool | None = None, token: str | bool | None = None,
                 revision: str | None = None, commit_message: str = "Upload I3D model with actionkit",
                 metrics: dict[str, Any] | None = None) -> str:
-    """Upload exactly the folder :func:`~actionkit.hub.save_pretrained` writes for ``model`` to
+    """Upload exactly the folder :func:`~actionkit.hub.folders.save_pretrained` writes for ``model`` to
     ``repo_id`` (created if missing). Returns the commit URL."""
     _check_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="actionkit-push-") as tmp:
@@ -57,8 +65,6 @@ def push(source: str | Path, repo_id: str, *, private: bool | None = None, token
     if path.is_dir():
         return push_folder(path, repo_id, **options)
     if path.is_file():
-        from actionkit.convert import checkpoint_to_model
-
         _check_repo_id(repo_id)  # before the conversion, not after it
         return push_to_hub(checkpoint_to_model(path), repo_id, **options)
     raise ModelNotFoundError(str(source), "no such file or folder")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actionkit.config import ModelConfig
+from actionkit.hub.model_config import ModelConfig
 
 LOCAL_MODEL_NAME = "path/to/this/folder"  # the usage lines' model name in a card written without a repo id
 

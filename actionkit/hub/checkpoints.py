@@ -16,16 +16,18 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 import numpy as np
 import torch
 
+from actionkit.config import kinetics400_labels
 from actionkit.errors import CheckpointError
-from actionkit.models.i3d import INCEPTION_WIDTHS, STAGES
+from actionkit.hub.model_config import ModelConfig
+from actionkit.hub.state_dict import load_state_dict_strictly
+from actionkit.models.i3d import I3D, INCEPTION_WIDTHS, STAGES, I3DConfig
 
-if TYPE_CHECKING:
-    from actionkit.models.i3d import I3D
+ModelT = TypeVar("ModelT", bound=I3D)
 
 DEEPMIND = "deepmind"
 PYTORCH_I3D = "pytorch-i3d"
@@ -255,22 +257,21 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_to_model(path: str | Path, labels: list[str] | None = None) -> "I3D":
-    """An I3D (eval mode) with ``pretrained_cfg`` from a DeepMind or pytorch-i3d checkpoint file.
+def checkpoint_to_model(path: str | Path, labels: list[str] | None = None,
+                        model_class: type[ModelT] = I3D) -> ModelT:  # type: ignore[assignment]
+    """An I3D (eval mode) with ``pretrained_cfg`` from a DeepMind or pytorch-i3d checkpoint file, built
+    as ``model_class(I3DConfig(...))``.
 
     Labels: ``labels`` if given; Kinetics-400's names for a 400-class checkpoint; else ``class_i``.
+    Raises :class:`~actionkit.errors.CheckpointError` naming the file for anything unreadable.
     """
-    from actionkit.config import ModelConfig, kinetics400_labels
-    from actionkit.models.i3d import I3D, I3DConfig
-    from actionkit.state_dict import load_state_dict_strictly
-
     imported = import_checkpoint(path)
     n = imported.num_classes
     if labels is None and n == 400:
         labels = kinetics400_labels()
     if labels is not None and len(labels) != n:
         raise CheckpointError(path, f"the checkpoint has {n} classes but {len(labels)} labels were given")
-    model = I3D(I3DConfig(num_classes=n))
+    model = model_class(I3DConfig(num_classes=n))
     load_state_dict_strictly(model, imported.state_dict, path)
     model.pretrained_cfg = ModelConfig(  # type: ignore[attr-defined]
         model=model.config,
@@ -279,10 +280,3 @@ def checkpoint_to_model(path: str | Path, labels: list[str] | None = None) -> "I
         license=_LICENSES.get(imported.source_format, "other"),
     )
     return model.eval()
-
-
-def convert_checkpoint(src: str | Path, out: str | Path, labels: list[str] | None = None) -> Path:
-    """``actionkit convert``: checkpoint file -> Hub-format folder ``out``."""
-    from actionkit.hub import save_pretrained
-
-    return save_pretrained(checkpoint_to_model(src, labels), out)

@@ -1,9 +1,7 @@
 """Boundary refinement for timelines: move each change of action to where short windows put it.
 
 A window-level timeline places a change of action only within about a window of where it happens,
-because a long window that holds a few frames of the next action can already call it: on the shared
-clips cut together and encoded with x264, the 64-frame window holding 56 frames of arm wrestling and
-8 of cleaning pool said cleaning pool (0.72), and the window-level boundary landed 1.6 s early.
+because a long window that holds a few frames of the next action can already call it.
 
 So, for each boundary where a segment of label A meets a segment of label B, short windows (16 model
 frames by default, one every 8 source frames) are scored over the region within one long window's span
@@ -20,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -29,11 +27,9 @@ from actionkit.config import PreprocessConfig
 from actionkit.data.frame_source import FrameSource
 from actionkit.data.sampling import clip_span
 from actionkit.data.transforms import resize_and_crop
+from actionkit.predict.clip_scorer import ClipScorer
+from actionkit.predict.timeline_result import Segment
 from actionkit.progress import progress_bar
-from actionkit.timeline import Segment
-
-if TYPE_CHECKING:
-    from actionkit.predict import Recognizer
 
 DEFAULT_REFINE_WINDOW = 16  # model frames per short window (0 / None turns refinement off)
 SCORE_CLIP = 5.0  # |log p_A − log p_B| above this counts no more (one outlier cannot outvote its neighbours)
@@ -108,8 +104,10 @@ def _region_frames(source: FrameSource, regions: list[tuple[int, int]],
         region += 1
 
 
-def _short_clip(frames: dict[int, torch.Tensor], start: int, window: int, frame_stride: int,
-                model_len: int | None) -> torch.Tensor | None:
+def short_clip(frames: dict[int, torch.Tensor], start: int, window: int, frame_stride: int,
+               model_len: int | None) -> torch.Tensor | None:
+    """The ``window``-frame clip starting at ``start`` (frames ``frame_stride`` apart) from ``frames``, looped
+    to ``model_len`` for a fixed-length model; None when a frame it needs is missing."""
     indices = [start + k * frame_stride for k in range(window)]
     if any(i not in frames for i in indices):
         return None
@@ -119,7 +117,7 @@ def _short_clip(frames: dict[int, torch.Tensor], start: int, window: int, frame_
     return clip
 
 
-def refine_segments(recognizer: "Recognizer", video: str | Path, segments: list[Segment], num_frames: int,
+def refine_segments(scorer: ClipScorer, video: str | Path, segments: list[Segment], num_frames: int,
                     fps: float, reach: int, short_window: int, frame_stride: int, batch_size: int,
                     progress: bool = False) -> list[Segment]:
     """``segments`` with each boundary between two labels moved as the module docstring describes."""
@@ -128,21 +126,21 @@ def refine_segments(recognizer: "Recognizer", video: str | Path, segments: list[
         return segments
     span = clip_span(short_window, frame_stride)
     step = max(1, span // 2)
-    model_len = getattr(recognizer.backend, "fixed_clip_len", None)
-    labels = recognizer.labels
+    model_len = scorer.fixed_clip_len
+    labels = scorer.labels
     starts_of = [short_window_starts(b, span, step, num_frames) for b in boundaries]
     regions = [(min(starts), max(starts) + span) for starts in starts_of if starts]
     refined = list(segments)
     rate = fps or 1.0
     with FrameSource(video) as source, progress_bar("refining boundaries", len(boundaries), progress) as advance:
-        region_frames = _region_frames(source, regions, recognizer.config.preprocessing)
+        region_frames = _region_frames(source, regions, scorer.config.preprocessing)
         for boundary, starts in zip(boundaries, starts_of):
             frames = next(region_frames) if starts else {}
-            clips = [(s, c) for s in starts if (c := _short_clip(frames, s, short_window, frame_stride, model_len)) is not None]
+            clips = [(s, c) for s in starts if (c := short_clip(frames, s, short_window, frame_stride, model_len)) is not None]
             advance()
             if not clips:
                 continue
-            probs = torch.cat([recognizer._infer(torch.stack([c for _, c in clips[i:i + batch_size]]))
+            probs = torch.cat([scorer.score_clips(torch.stack([c for _, c in clips[i:i + batch_size]]))
                                for i in range(0, len(clips), batch_size)]).numpy().astype(np.float64)
             a, b = labels.index(boundary.before), labels.index(boundary.after)
             tiny = np.finfo(np.float32).tiny

@@ -3,8 +3,6 @@
 - :func:`model_speed`: model-only throughput, one row per backend × precision × clip length × batch
   size, on random input of the model's crop size (no decoding). Combinations a machine cannot run
   well get a row that says why they were skipped rather than a misleading number.
-- :func:`end_to_end_speed`: ``Recognizer.predict`` on real videos against the model-only time of
-  exactly the same clips and batches, which shows how much decoding the pipeline fails to hide.
 - :func:`flops_per_clip` and :func:`peak_tflops`: the work in one clip (111 GFLOP for the I3D at
   32×224²) and the GPU's dense tensor-core peak, so each row's achieved TFLOP/s can be set against the
   compute roofline.
@@ -26,10 +24,13 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from actionkit.backends import (
-    ENGINE_NAME,
-    ONNX_FP16_NAME,
-    ONNX_NAME,
+from actionkit.artifacts import ENGINE_FILE, ONNX_FILE, ONNX_FP16_FILE
+from actionkit.benchmark.matmul_rate import matmul_flops, reference_calls
+from actionkit.benchmark.timing import synchronize
+from actionkit.devices import DeviceLike, resolve_device
+from actionkit.errors import ActionkitError
+from actionkit.hub import load_pretrained, model_config_of
+from actionkit.predict.backends import (
     OnnxRuntimeBackend,
     TensorRTBackend,
     TorchBackend,
@@ -37,10 +38,6 @@ from actionkit.backends import (
     onnxruntime_importable,
     tensorrt_importable,
 )
-from actionkit.errors import ActionkitError
-from actionkit.hub import load_pretrained, model_config_of
-from actionkit.matmul_rate import matmul_flops, reference_calls
-from actionkit.predict import default_device
 from actionkit.progress import progress_bar
 
 BENCHMARK_BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")  # torch-compile: torch.compile (CUDA graphs on GPU)
@@ -112,8 +109,7 @@ def peak_tflops(device_name: str, precision: str, tf32: bool | None = None) -> f
 
     fp32 convolutions run on TF32 tensor cores when ``tf32`` (default: PyTorch's
     ``torch.backends.cudnn.allow_tf32``, on unless turned off), so their peak is TF32's, half the
-    fp16 figure on these GPUs; without TF32 it is the plain fp32 peak. On an H100, fp32 reached 60
-    TFLOP/s, 89% of the plain 67: only tensor cores get there."""
+    fp16 figure on these GPUs; without TF32 it is the plain fp32 peak."""
     words = set(re.split(r"[\s\-_]+", device_name))
     tf32 = torch.backends.cudnn.allow_tf32 if tf32 is None else tf32
     for needed, half, single in _GPU_PEAKS:
@@ -124,34 +120,16 @@ def peak_tflops(device_name: str, precision: str, tf32: bool | None = None) -> f
     return None
 
 
-def default_precisions(device: str | torch.device | None = None) -> list[str]:
+def default_precisions(device: DeviceLike = None) -> list[str]:
     """The precisions ``actionkit benchmark`` times unless told: fp32 and bf16, and on CUDA also fp16,
     the precision ``auto`` runs there (fp16 on CPU is emulated, so it is left out)."""
-    target = torch.device(device) if device is not None else default_device()
+    target = resolve_device(device)
     return ["fp32", "bf16", "fp16"] if target.type == "cuda" else ["fp32", "bf16"]
-
-
-def time_calls(call: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``call()`` over ``repeats`` runs, after ``warmup`` untimed runs."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA runs asynchronously); nothing on CPU."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "onnxruntime"),
                 precisions: Sequence[str] = ("fp32", "bf16"), batch_sizes: Sequence[int] = (1, 4, 8),
-                clip_lens: Sequence[int] = (32, 64), device: str | torch.device | None = None,
+                clip_lens: Sequence[int] = (32, 64), device: DeviceLike = None,
                 repeats: int = 3, warmup: int = 1, progress: bool = True) -> list[ModelSpeed]:
     """Model-only seconds per clip for every backend × precision × clip length × batch size.
 
@@ -163,9 +141,9 @@ def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "
     median over ``repeats`` rounds (and the fastest call), so a slow spell of the machine (other
     processes, a noisy neighbour on a shared host) weighs on every configuration alike and the ratios
     between them hold. On CPU each round also times a matrix product in each measured backend's library
-    (:mod:`actionkit.matmul_rate`) ``MATMULS_PER_ROUND`` times; a row's ``matmul_gflops`` is the median.
+    (:mod:`actionkit.benchmark.matmul_rate`) ``MATMULS_PER_ROUND`` times; a row's ``matmul_gflops`` is the median.
     """
-    target = torch.device(device) if device is not None else default_device()
+    target = resolve_device(device)
     for name in backends:
         if name not in BENCHMARK_BACKENDS:
             raise ActionkitError(f"unknown backend {name!r}; choose from {', '.join(BENCHMARK_BACKENDS)}")
@@ -264,9 +242,9 @@ def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module,
         if precision == "fp16":
             if device.type != "cuda":
                 return "fp16 ONNX on the CPU provider is emulated (it is for GPUs)"
-            fp16 = folder_onnx(ONNX_FP16_NAME)
-            return fp16 or f"no {ONNX_FP16_NAME} for {clip_len} frames (actionkit export --fp16)"
-        own = folder_onnx(ONNX_NAME)
+            fp16 = folder_onnx(ONNX_FP16_FILE)
+            return fp16 or f"no {ONNX_FP16_FILE} for {clip_len} frames (actionkit export --fp16)"
+        own = folder_onnx(ONNX_FILE)
         if own is not None:
             return own
         exported = _dynamic_onnx(model, scratch)
@@ -275,16 +253,20 @@ def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module,
         return "TensorRT engines are built in fp32 or fp16"
     if not tensorrt_importable():
         return "tensorrt is not installed (pip install 'actionkit[tensorrt]')"
-    if folder is None or not (folder / ENGINE_NAME).is_file():
-        return f"no {ENGINE_NAME} in the model folder (actionkit export --trt)"
-    return once(folder / ENGINE_NAME, lambda: TensorRTBackend(folder / ENGINE_NAME))
+    if folder is None or not (folder / ENGINE_FILE).is_file():
+        return f"no {ENGINE_FILE} in the model folder (actionkit export --trt)"
+    return once(folder / ENGINE_FILE, lambda: TensorRTBackend(folder / ENGINE_FILE))
 
 
 def _dynamic_onnx(model: torch.nn.Module, scratch: Path) -> Path:
     """An ONNX export of ``model`` with a dynamic clip length in ``scratch`` (made once)."""
-    exported = scratch / ONNX_NAME
+    exported = scratch / ONNX_FILE
     if not exported.is_file():
-        from actionkit.export.onnx_export import OnnxOptions, save_onnx, to_onnx
+        from actionkit.export import (  # the onnx extra; imported where used
+            OnnxOptions,
+            save_onnx,
+            to_onnx,
+        )
 
         config = model_config_of(model)
         save_onnx(to_onnx(model, config, OnnxOptions(dynamic_clip_len=True)), exported)  # type: ignore[arg-type]
@@ -336,89 +318,12 @@ def format_roofline(rows: Sequence[ModelSpeed], device_name: str | None = None) 
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class EndToEndSpeed:
-    """``Recognizer.predict`` over videos against the model alone on the same clips in the same batches:
-    medians over rounds that time one after the other."""
-
-    videos: int
-    clips: int
-    batch_size: int
-    backend: str
-    precision: str
-    seconds: float
-    model_only_seconds: float
-    rounds: int = 1
-    overhead_per_round: tuple[float, ...] = ()
-    batch_sizes: tuple[int, ...] = ()  # the batches predict() ran in its median round
-    load_cpu_seconds: float = 0.0  # CPU time decoding and cropping all the videos takes, timed alone
-    device_type: str = "cpu"
-    cores: int = 1
-
-    @property
-    def overhead_mean(self) -> float:
-        """The mean of the rounds' own ratios (the median, :attr:`overhead`, shrugs off outliers; the mean
-        does not, so the two together show how wide the rounds scattered)."""
-        if self.overhead_per_round:
-            return statistics.fmean(self.overhead_per_round)
-        return self.overhead
-
-    @property
-    def overhead_floor(self) -> float:
-        """What loading must add when the model runs on the CPU and keeps every core busy: its CPU time
-        spread over all the cores, over the model's time (gaps the model leaves can bring the real
-        overhead below this; contention pushes it above). 0 when the model runs on a GPU."""
-        if self.device_type != "cpu" or not self.model_only_seconds:
-            return 0.0
-        return self.load_cpu_seconds / (self.cores * self.model_only_seconds)
-
-    @property
-    def overhead(self) -> float:
-        """How much longer end to end takes than the model alone (0.1 = 10%): with several rounds, the
-        median of each round's own ratio, which a slow spell hitting one side of one round does not move."""
-        if self.overhead_per_round:
-            return statistics.median(self.overhead_per_round)
-        return self.seconds / self.model_only_seconds - 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "overhead": self.overhead, "overhead_mean": self.overhead_mean,
-                "overhead_floor": self.overhead_floor,
-                "seconds_per_video": self.seconds / self.videos}
-
-
-def end_to_end_speed(recognizer: Any, videos: Sequence[str | os.PathLike], batch_size: int = 4,
-                     repeats: int = 3) -> EndToEndSpeed:
-    """Time ``recognizer.predict(videos)`` against the model alone, in ``repeats`` rounds (after one
-    warm-up batch). Each round runs predict, then the model on the same clips (decoded beforehand) in
-    the batches predict formed that round (it runs a batch early rather than idle while a video
-    decodes), so both sides of a round see the same spell of a shared machine. The videos' loading is
-    also timed alone, in CPU seconds, for :attr:`EndToEndSpeed.overhead_floor`."""
-    paths = [str(v) for v in videos]
-    named = recognizer._named_inputs(paths)
-    for i, (name, video) in enumerate(named):  # warm the file cache
-        recognizer._load(i, name, video, (None, None))
-    started = time.process_time()
-    prepared = [recognizer._load(i, name, video, (None, None)) for i, (name, video) in enumerate(named)]
-    load_cpu_seconds = time.process_time() - started
-    clips = torch.cat([p.clips for p in prepared])
-    recognizer._infer(clips[:batch_size])  # warm-up: allocator, kernels, thread pools
-    rounds: list[tuple[float, float, tuple[int, ...]]] = []
-    for _ in range(max(1, repeats)):
-        started = time.perf_counter()
-        results = recognizer.predict(paths, batch_size=batch_size)
-        seconds = time.perf_counter() - started
-        failed = [r for r in results if not r.ok]
-        if failed:
-            raise ActionkitError(f"{failed[0].video}: {failed[0].error}")
-        sizes = tuple(recognizer.last_batch_sizes)
-        started = time.perf_counter()
-        for batch in torch.split(clips, list(sizes)):
-            recognizer._infer(batch)
-        synchronize(recognizer.device)
-        rounds.append((seconds, time.perf_counter() - started, sizes))
-    median_round = sorted(rounds)[len(rounds) // 2]
-    precision = getattr(recognizer.backend, "precision", "fp32")
-    return EndToEndSpeed(len(paths), len(clips), batch_size, recognizer.backend_name, precision,
-                         statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds),
-                         len(rounds), tuple(e / m - 1.0 for e, m, _ in rounds), median_round[2],
-                         load_cpu_seconds, recognizer.device.type, os.cpu_count() or 1)
+def roofline_inputs(rows: Sequence[ModelSpeed], device: DeviceLike) -> tuple[str | None, dict[str, float]]:
+    """For the roofline lines and the report on ``device`` (default: CUDA if present): on a GPU its name
+    (for :func:`format_roofline`'s data-sheet peak) and no rates; on CPU no name and
+    the matmul rates ``"backend precision"`` -> GFLOP/s that :func:`model_speed`
+    timed among the rows (each row also carries its own)."""
+    target = resolve_device(device)
+    if target.type == "cuda":
+        return torch.cuda.get_device_name(target), {}
+    return None, {f"{r.backend} {r.precision}": r.matmul_gflops for r in rows if r.matmul_gflops}

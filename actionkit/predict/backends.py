@@ -4,10 +4,9 @@
 - ``onnxruntime``: an exported ``model.onnx``; the CUDA provider only when a CUDA GPU is visible, so a
   CPU-only machine with onnxruntime-gpu installed gets the CPU provider and no CUDA warnings.
 - ``tensorrt``: an exported ``model.engine`` (tensorrt and a CUDA GPU needed).
-- ``auto``: the fastest one the artifact and the machine allow (``benchmarks/end_to_end.py``): TensorRT
-  on a GPU when an engine and tensorrt are present, then PyTorch (bf16) on CUDA; on a CPU with AMX,
-  PyTorch bf16 (with the space-to-depth stem: 2× ONNX Runtime fp32 end to end); on other CPUs ONNX
-  Runtime fp32 when ``model.onnx`` is present, else PyTorch fp32.
+- ``auto``: the fastest one the artifact and the machine allow (measured by ``benchmarks/end_to_end.py``):
+  TensorRT on a GPU when an engine and tensorrt are present, else PyTorch fp16 on CUDA; on a CPU with
+  AMX, PyTorch bf16; on other CPUs ONNX Runtime fp32 when ``model.onnx`` is present, else PyTorch fp32.
 """
 
 from __future__ import annotations
@@ -19,13 +18,14 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
+from actionkit.artifacts import ENGINE_FILE, ONNX_FILE, ONNX_FP16_FILE, WEIGHTS_FILE
 from actionkit.errors import ActionkitError
-from actionkit.hub import WEIGHTS_NAME
 from actionkit.models.fast_inference import SpaceToDepthStem, inference_copy
+from actionkit.predict.tensorrt_runtime import TensorRTUnavailable, import_tensorrt
 
 BackendName = Literal["torch", "onnxruntime", "tensorrt", "auto"]
 BACKENDS = ("torch", "onnxruntime", "tensorrt", "auto")
-ONNX_NAME, ONNX_FP16_NAME, ENGINE_NAME = "model.onnx", "model.fp16.onnx", "model.engine"
+ONNX_NAME, ONNX_FP16_NAME, ENGINE_NAME = ONNX_FILE, ONNX_FP16_FILE, ENGINE_FILE
 
 
 class Backend(Protocol):
@@ -59,13 +59,10 @@ def cpu_has_bf16_matmul() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: fp16 on a CUDA GPU; on CPU bf16 where the CPU has AMX, fp32 otherwise.
-
-    fp16 rather than bf16 on CUDA because it measured both faster and closer to fp32 there: on an H100
-    (PyTorch 2.11, cuDNN 9.19) the I3D ran 595 clips/s in fp16 against 339 in bf16 (32×224², batch 32),
-    and the reference clip's logits moved 0.011 from fp32 in fp16 against 0.147 in bf16, with the same
-    top-5 (``benchmarks/results/model_throughput_h100.json``, ``precision_numerics_h100.json``). Every
-    CUDA GPU has fp16 tensor cores; bf16 needs Ampere or newer."""
+    """The concrete precision for ``precision`` on ``device``: ``auto`` is fp16 on a CUDA GPU (every CUDA
+    GPU has fp16 tensor cores; bf16 needs Ampere or newer, and measured slower and further from fp32:
+    benchmarks/README.md), bf16 on a CPU with AMX, fp32 on other CPUs. Any other name than ``auto``,
+    ``fp32``, ``bf16`` or ``fp16`` is an :class:`~actionkit.errors.ActionkitError`."""
     if precision not in ("auto", *_DTYPES):
         raise ActionkitError(f"unknown precision {precision!r}; choose auto, fp32, bf16 or fp16")
     if precision != "auto":
@@ -80,7 +77,7 @@ class TorchBackend:
     folded into the convolutions and, on CPU, separable max pools and (bf16 / fp16) a space-to-depth stem
     (``model`` stays the module it was given). ``precision`` bf16 / fp16 runs it under autocast (weights stay fp32;
     logits come back as float32). ``channels_last`` (default) uses the channels-last 3D memory layout, which
-    oneDNN and cuDNN convolve fastest (1.6× in fp32 on CPU here). ``compile`` wraps the model in
+    oneDNN and cuDNN convolve fastest. ``compile`` wraps the model in
     ``torch.compile`` (on CUDA in "reduce-overhead" mode, i.e. CUDA graphs); the first batch of each
     new shape then takes a while to compile."""
 
@@ -170,8 +167,6 @@ class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, path: Path) -> None:
-        from actionkit.export.tensorrt import TensorRTUnavailable, import_tensorrt
-
         trt = import_tensorrt()
         if not cuda_available():
             raise TensorRTUnavailable("the tensorrt backend needs a CUDA GPU; none is visible")
@@ -231,7 +226,7 @@ def choose_backend(name: str, folder: Path | None, device: torch.device, precisi
             return "tensorrt"
         return "torch"
     fp32_wanted = precision == "fp32" or (precision == "auto" and not cpu_has_bf16_matmul())
-    only_onnx = precision == "auto" and not has(WEIGHTS_NAME)
+    only_onnx = precision == "auto" and not has(WEIGHTS_FILE)
     if has(ONNX_NAME) and onnxruntime_importable() and (fp32_wanted or only_onnx):
         return "onnxruntime"
     return "torch"

@@ -3,8 +3,7 @@ runs, and on a CPU they do it at low priority.
 
 Why low priority: on a CPU the model's threads keep every core busy, and a decoder that preempts one of
 them mid-layer stalls the others at the layer's barrier. At low priority the loaders run in the model's
-gaps, and at full speed while it waits for them. (On the project's noisy 2-core host an A/B could not
-tell it from normal priority; see the README's Speed section.)
+gaps, and at full speed while it waits for them. Measurements are in benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -10,14 +10,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence, Union
+from typing import Any, Iterator, Literal, Sequence, Union
 
 import numpy as np
 import torch
 
-from actionkit.backends import (
-    ENGINE_NAME,
-    ONNX_NAME,
+from actionkit.artifacts import CONFIG_FILE, ENGINE_FILE, ONNX_FILE
+from actionkit.config import PreprocessConfig
+from actionkit.data.sampling import clip_span, plan_clips
+from actionkit.data.transforms import to_model_input
+from actionkit.data.video import as_frames, expand_video_paths, read_planned_frames
+from actionkit.data.views import evaluation_views
+from actionkit.devices import DeviceLike, resolve_device
+from actionkit.errors import ActionkitError, VideoError
+from actionkit.hub import ModelConfig, load_pretrained, model_config_of, model_folder
+from actionkit.models.i3d import I3D
+from actionkit.predict.backends import (
     Backend,
     BackendName,
     OnnxRuntimeBackend,
@@ -26,21 +34,13 @@ from actionkit.backends import (
     TorchBackend,
     choose_backend,
 )
-from actionkit.config import ModelConfig, PreprocessConfig
-from actionkit.data.transforms import to_model_input
-from actionkit.data.video import as_frames, expand_video_paths, read_planned_frames
-from actionkit.data.sampling import clip_span, plan_clips
-from actionkit.data.views import evaluation_views
-from actionkit.errors import ActionkitError, VideoError
-from actionkit.hub import CONFIG_NAME, load_pretrained, model_config_of, model_folder
-from actionkit.load_ahead import decode_threads, load_ahead
-from actionkit.models.i3d import I3D
+from actionkit.predict.boundaries import DEFAULT_REFINE_WINDOW
+from actionkit.predict.load_ahead import decode_threads, load_ahead
+from actionkit.predict.onnx_metadata import read_onnx_config
+from actionkit.predict.stream import StreamPrediction, stream
+from actionkit.predict.timeline import timeline
+from actionkit.predict.timeline_result import Timeline
 from actionkit.progress import progress_bar
-from actionkit.timeline_refine import DEFAULT_REFINE_WINDOW
-
-if TYPE_CHECKING:
-    from actionkit.long_video import StreamPrediction
-    from actionkit.timeline import Timeline
 
 VideoInput = Union[str, os.PathLike, np.ndarray]
 
@@ -88,10 +88,6 @@ class _PreparedVideo:
     warnings: list[str]
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def looped_warning(name: str, num_frames: int, pre: PreprocessConfig) -> str:
     """What a result says when its video was shorter than one clip and looped to fill it."""
     if pre.frame_sampling == "uniform" or pre.frame_stride == 1:
@@ -104,19 +100,19 @@ def looped_warning(name: str, num_frames: int, pre: PreprocessConfig) -> str:
 
 class Recognizer:
     """Action recognition over video files or frame arrays with an I3D and its config.json contract,
-    run by PyTorch, ONNX Runtime or TensorRT (see :mod:`actionkit.backends`); the preprocessing and the
-    result format are the same whichever runs it."""
+    run by PyTorch, ONNX Runtime or TensorRT (see :mod:`actionkit.predict.backends`); the preprocessing
+    and the result format are the same whichever runs it. It is a
+    :class:`~actionkit.predict.clip_scorer.ClipScorer`, which is how timelines and streams use it."""
 
     def __init__(self, model: I3D | Backend, config: ModelConfig | None = None,
-                 device: str | torch.device | None = None, precision: Precision = "auto",
+                 device: DeviceLike = None, precision: Precision = "auto",
                  compile: bool = False) -> None:
-        """``precision`` (PyTorch models): ``auto`` is fp16 autocast on CUDA (faster and closer to fp32
-        than bf16 there, measured on an H100), bf16 on CPUs with AMX, fp32 on other CPUs. ``compile``:
+        """``precision`` (PyTorch models): ``auto`` is fp16 autocast on CUDA, bf16 on CPUs with AMX,
+        fp32 on other CPUs (:func:`~actionkit.predict.backends.resolve_precision`). ``compile``:
         run the model through ``torch.compile`` (CUDA graphs on a GPU)."""
         if isinstance(model, I3D):
             self.config = config or model_config_of(model)
-            target = torch.device(device) if device is not None else default_device()
-            self.backend: Backend = TorchBackend(model, target, precision, compile=compile)
+            self.backend: Backend = TorchBackend(model, resolve_device(device), precision, compile=compile)
         else:
             if config is None:
                 raise ValueError("a backend needs its ModelConfig (labels and preprocessing)")
@@ -125,7 +121,7 @@ class Recognizer:
         self.last_batch_sizes: list[int] = []  # clips in each batch of the latest predict(), in order
 
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike, device: str | torch.device | None = None,
+    def from_pretrained(cls, source: str | os.PathLike, device: DeviceLike = None,
                         backend: BackendName = "auto", precision: Precision = "auto", compile: bool = False,
                         **hub_kwargs: Any) -> "Recognizer":
         """From a Hub folder, a training run folder (its ``best/`` model, else ``last/``), an export folder
@@ -135,7 +131,7 @@ class Recognizer:
         matching file (``model.safetensors``, ``model.onnx``, ``model.engine``); ``"auto"`` takes the
         fastest the folder and machine allow. ``precision`` and ``compile`` apply to the torch backend
         (exported artifacts carry their own precision)."""
-        target = torch.device(device) if device is not None else default_device()
+        target = resolve_device(device)
         path = Path(source).expanduser()
         if path.is_dir():
             path = source = model_folder(path)
@@ -153,7 +149,7 @@ class Recognizer:
         if folder is None:
             raise ActionkitError(f"{source}: backend {chosen!r} needs an export folder or file "
                                  "(made by actionkit export), not a checkpoint or repo id")
-        file = artifact or folder / (ONNX_NAME if chosen == "onnxruntime" else ENGINE_NAME)
+        file = artifact or folder / (ONNX_FILE if chosen == "onnxruntime" else ENGINE_FILE)
         if not file.is_file():
             flag = "--onnx" if chosen == "onnxruntime" else "--trt"
             raise ActionkitError(f"{folder}: no {file.name} for backend {chosen!r}; make one with "
@@ -197,7 +193,7 @@ class Recognizer:
         def flush() -> None:
             self.last_batch_sizes.append(len(pending))
             batch = torch.stack([clip for _, clip in pending])
-            probs = self._infer(batch)
+            probs = self.score_clips(batch)
             for (owner, _), p in zip(pending, probs):
                 probabilities[owner].append(p)
                 if len(probabilities[owner]) == expected[owner]:
@@ -232,24 +228,22 @@ class Recognizer:
 
     def timeline(self, video: str | os.PathLike, window: int | None = None, stride: int | None = None,
                  batch_size: int | None = None, top_k: int = 5, threshold: float = 0.5,
-                 progress: bool = False, refine_window: int | None = DEFAULT_REFINE_WINDOW) -> "Timeline":
+                 progress: bool = False, refine_window: int | None = DEFAULT_REFINE_WINDOW) -> Timeline:
         """An action timeline of a whole video, decoded once: sliding windows of ``window`` model frames
         (default: the config's clip length) starting every ``stride`` source frames (default: half a
         window), batched ``batch_size`` at a time (default 2 on CPU, 8 on a GPU). Returns each window's
         start and end in seconds and its top-k, the video-level summary (mean over windows) and the
         segments where one label stays on top with probability ≥ ``threshold``. Each boundary between
         two labels is then refined with short windows of ``refine_window`` model frames scored around it
-        (two labels compete; see :mod:`actionkit.timeline_refine`), which costs a second, partial decode
+        (two labels compete; see :mod:`actionkit.predict.boundaries`), which costs a second, partial decode
         and a few windows' compute per boundary; ``refine_window=None`` keeps the window-level
         boundaries. Memory is bounded by the window and the batch, not the video's length.
         :meth:`Timeline.save` writes JSON, CSV and a PNG plot."""
-        from actionkit.long_video import timeline
-
         return timeline(self, video, window, stride, batch_size, top_k, threshold, progress, refine_window)
 
     def stream(self, source: str | os.PathLike, window: int | None = None, stride: int | None = None,
                top_k: int = 5, timeout: float = 10.0, realtime: bool | None = None, format: str | None = None,
-               options: dict[str, str] | None = None) -> Iterator["StreamPrediction"]:
+               options: dict[str, str] | None = None) -> Iterator[StreamPrediction]:
         """Predictions over a live source PyAV can open (an HTTP or RTSP URL, a webcam such as
         ``/dev/video0``, or a file), one every ``stride`` frames on the latest ``window`` frames.
 
@@ -259,8 +253,6 @@ class Recognizer:
         the model has not reached when the next is ready is skipped, so latency stays bounded, and each
         prediction says how many were skipped. The generator ends at the end of the stream, on Ctrl-C,
         or when the caller stops iterating; the decoder thread and the source are closed each time."""
-        from actionkit.long_video import stream
-
         return stream(self, source, window, stride, top_k, timeout, realtime, format, options)
 
     # --- stages ------------------------------------------------------------------------------------
@@ -276,6 +268,15 @@ class Recognizer:
             else:
                 named.extend((str(p), p) for p in expand_video_paths([Path(video)]))
         return named
+
+    def load_clips(self, video: str | os.PathLike | np.ndarray, num_clips: int | None = None,
+                   num_crops: int | None = None) -> torch.Tensor:
+        """The load stage for one video file or T×H×W×3 uint8 frame array: decode only the frames the
+        clips use, sample the clips and crop them, as :meth:`predict` does. Returns
+        (clips × crops)×T×3×H×W uint8, ready for :meth:`score_clips`. Raises a
+        :class:`~actionkit.errors.VideoError` for a video that cannot be used."""
+        name = "<array>" if isinstance(video, np.ndarray) else str(video)
+        return self._load(0, name, video, (num_clips, num_crops)).clips
 
     def _load(self, index: int, name: str, video: VideoInput, views: tuple[int | None, int | None]) -> _PreparedVideo:
         """Decode (only the frames the clips use), sample clips and crop (uint8). Runs in a worker thread.
@@ -312,9 +313,21 @@ class Recognizer:
     def backend_name(self) -> str:
         return self.backend.name
 
+    @property
+    def fixed_clip_len(self) -> int | None:
+        """The only clip length the backend's model file takes, or None when it takes several."""
+        return getattr(self.backend, "fixed_clip_len", None)
+
+    def clip_len_error(self, frames: int) -> str | None:
+        """Why the backend cannot take ``frames``-frame clips (e.g. "takes clips of exactly 64 frames"), or None."""
+        check = getattr(self.backend, "clip_len_error", None)
+        return check(frames) if check else None
+
     @torch.inference_mode()
-    def _infer(self, clips: torch.Tensor) -> torch.Tensor:
-        """N×T×3×H×W uint8 -> N×num_classes probabilities (float32, CPU)."""
+    def score_clips(self, clips: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of preprocessed clips: N×T×3×H×W uint8 (sampled, resized and cropped as
+        the config says) -> N×num_classes float32 on the CPU. The value range is applied here, on the
+        model's device."""
         x = to_model_input(clips.to(self.device, non_blocking=True), self.config.preprocessing.value_range)
         return torch.softmax(self.backend(x).float(), dim=1).cpu()
 
@@ -326,11 +339,9 @@ class Recognizer:
 
 def _artifact_config(file: Path) -> ModelConfig:
     """The config of an exported artifact: ``config.json`` beside it, else the ONNX metadata."""
-    beside = file.parent / CONFIG_NAME
+    beside = file.parent / CONFIG_FILE
     if beside.is_file():
         return ModelConfig.load(beside)
     if file.suffix == ".onnx":
-        from actionkit.export.onnx_export import read_onnx_config
-
         return read_onnx_config(file)
-    raise ActionkitError(f"{file}: no {CONFIG_NAME} beside it (labels and preprocessing are needed)")
+    raise ActionkitError(f"{file}: no {CONFIG_FILE} beside it (labels and preprocessing are needed)")

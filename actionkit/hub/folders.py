@@ -3,26 +3,30 @@
 ``load_pretrained`` accepts a local folder, a checkpoint file (converted in memory) or a Hugging Face
 repo id, resolved through huggingface_hub's download functions (so its cache, ``revision=`` and
 ``HF_HUB_OFFLINE=1`` work as usual). Loading is strict: a missing or unexpected tensor is an error.
-Uploads are in :mod:`actionkit.hub_upload`.
+Every loader builds the model as ``model_class(config.model)`` (an :class:`~actionkit.models.I3D` or a
+subclass), the way huggingface_hub's ``PyTorchModelHubMixin`` rebuilds with ``cls(...)``.
+Uploads are in :mod:`actionkit.hub.upload`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from actionkit.config import ModelConfig
+from actionkit.artifacts import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 from actionkit.errors import CheckpointError, ModelNotFoundError
 from actionkit.files import write_atomically, write_text_atomically
-from actionkit.model_card import render_model_card
+from actionkit.hub.checkpoints import checkpoint_to_model
+from actionkit.hub.model_card import render_model_card
+from actionkit.hub.model_config import ModelConfig
+from actionkit.hub.state_dict import load_state_dict_strictly
 from actionkit.models.i3d import I3D
-from actionkit.state_dict import load_state_dict_strictly
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "README.md"
+CONFIG_NAME, WEIGHTS_NAME, CARD_NAME = CONFIG_FILE, WEIGHTS_FILE, CARD_FILE  # the folder's three files
+ModelT = TypeVar("ModelT", bound=I3D)
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth", ".pkl", ".pickle", ".bin")
 
 
@@ -70,15 +74,16 @@ def model_folder(directory: Path) -> Path:
     return directory
 
 
-def load_folder(directory: Path, source: str | None = None) -> I3D:
+def load_folder(directory: Path, source: str | None = None,
+                model_class: type[ModelT] = I3D) -> ModelT:  # type: ignore[assignment]
     """An I3D from a Hub-format folder (or the two files a Hub download resolved to)."""
     if not (directory / CONFIG_NAME).is_file():
         raise CheckpointError(source or directory, f"{CONFIG_NAME} is missing: not a model folder, nor a training "
                                                    f"run (no {' or '.join(f'{n}/' for n in RUN_MODEL_FOLDERS)} model inside)")
-    return _build(directory / CONFIG_NAME, directory / WEIGHTS_NAME, source or str(directory))
+    return _build(directory / CONFIG_NAME, directory / WEIGHTS_NAME, source or str(directory), model_class)
 
 
-def _build(config_path: Path, weights_path: Path, source: str) -> I3D:
+def _build(config_path: Path, weights_path: Path, source: str, model_class: type[ModelT]) -> ModelT:
     config = ModelConfig.load(config_path)
     if not weights_path.is_file():
         raise CheckpointError(source, f"{WEIGHTS_NAME} is missing")
@@ -86,7 +91,7 @@ def _build(config_path: Path, weights_path: Path, source: str) -> I3D:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError) as e:
         raise CheckpointError(weights_path, f"unreadable safetensors file ({e})") from None
-    model = I3D(config.model)
+    model = model_class(config.model)
     load_state_dict_strictly(model, state, weights_path)
     model.pretrained_cfg = config  # type: ignore[attr-defined]
     return model.eval()
@@ -98,16 +103,17 @@ def _looks_like_local_path(source: str) -> bool:
 
 
 def load_pretrained(source: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
-                    local_files_only: bool = False, token: str | bool | None = None) -> I3D:
+                    local_files_only: bool = False, token: str | bool | None = None,
+                    model_class: type[ModelT] = I3D) -> ModelT:  # type: ignore[assignment]
     """An I3D (in eval mode, with ``pretrained_cfg``) from a Hub folder, a training run folder (its
-    ``best/`` model, else ``last/``), a DeepMind / pytorch-i3d checkpoint file, or a Hugging Face repo id
-    (``org/name``)."""
+    ``best/`` model, else ``last/``), a DeepMind / pytorch-i3d checkpoint file (converted in memory), or
+    a Hugging Face repo id (``org/name``). Raises :class:`~actionkit.errors.ModelNotFoundError` when
+    ``source`` is none of these, :class:`~actionkit.errors.CheckpointError` when its files are broken."""
     path = Path(source).expanduser()
     if path.is_dir():
-        return load_folder(model_folder(path))
+        return load_folder(model_folder(path), model_class=model_class)
     if path.is_file():
-        from actionkit.convert import checkpoint_to_model  # checkpoint files are converted in memory
-        return checkpoint_to_model(path)
+        return checkpoint_to_model(path, model_class=model_class)
     source = str(source)
     if _looks_like_local_path(source):
         raise ModelNotFoundError(source, "no such file or folder (and not a Hub repo id of the form org/name)")
@@ -115,14 +121,20 @@ def load_pretrained(source: str | Path, *, revision: str | None = None, cache_di
     if parent.is_dir():  # "models/typo" beside a local models/ folder: a mistyped path, not a repo id to retry
         raise ModelNotFoundError(source, f"no such folder in {parent}/ (read as a local path because {parent}/ "
                                          "exists here; to fetch the Hub repo of that name, run from another folder)")
-    return _download(source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+    return _download(source, model_class, revision=revision, cache_dir=cache_dir,
+                     local_files_only=local_files_only, token=token)
 
 
-def _download(repo_id: str, **kwargs) -> I3D:
+def _download(repo_id: str, model_class: type[ModelT], **kwargs) -> ModelT:
     from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, HFValidationError,
-                                        LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
     try:
         config_path = hf_hub_download(repo_id, CONFIG_NAME, **kwargs)
         weights_path = hf_hub_download(repo_id, WEIGHTS_NAME, **kwargs)
@@ -135,4 +147,9 @@ def _download(repo_id: str, **kwargs) -> I3D:
         raise ModelNotFoundError(repo_id, f"not found on the Hugging Face Hub ({type(e).__name__})") from None
     except HfHubHTTPError as e:
         raise ModelNotFoundError(repo_id, f"Hub request failed ({e})") from None
-    return _build(Path(config_path), Path(weights_path), repo_id)
+    return _build(Path(config_path), Path(weights_path), repo_id, model_class)
+
+
+def convert_checkpoint(src: str | Path, out: str | Path, labels: list[str] | None = None) -> Path:
+    """``actionkit convert``: checkpoint file -> Hub-format folder ``out``."""
+    return save_pretrained(checkpoint_to_model(src, labels), out)
