@@ -102,7 +102,7 @@ def test_table_has_one_line_per_configuration() -> None:
 
 
 def test_flops_per_clip_of_the_i3d_is_its_convolutions_and_classifier_counted_by_hand(k400_model) -> None:
-    """The issue's figure, about 111 GFLOP per 32×224² clip, against a count of 2 × output elements ×
+    """About 111 GFLOP per 32×224² clip, against a count of 2 × output elements ×
     (input channels / groups × kernel volume) over every convolution and the linear classifier (meta tensors)."""
     import torch
 

@@ -194,7 +194,7 @@ def test_compiled_torch_backend_matches_eager(k400_fast_dir: Path) -> None:
 
 @pytest.mark.parametrize("amx", [True, False])
 def test_auto_backend_follows_the_folder_the_device_and_the_cpu(tmp_path: Path, monkeypatch, amx: bool) -> None:
-    from actionkit import backends
+    from actionkit.predict import backends
 
     monkeypatch.setattr(backends, "cpu_has_bf16_matmul", lambda: amx)  # the rule for both kinds of CPU
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
@@ -215,9 +215,8 @@ def test_auto_backend_follows_the_folder_the_device_and_the_cpu(tmp_path: Path, 
 
 
 def test_auto_precision_is_fp16_on_cuda_and_bf16_only_on_amx_cpus() -> None:
-    """The choice itself (no GPU needed to make it): fp16 on CUDA, where an H100 ran the I3D 1.76× faster
-    in fp16 than in bf16 with logits 13× closer to fp32 (benchmarks/results/*_h100.json); on CPU, bf16
-    only where AMX makes it fast. An explicit precision is kept."""
+    """The choice itself (no GPU needed to make it): fp16 on CUDA (faster and closer to fp32 than bf16 on
+    an H100: benchmarks/README.md); on CPU, bf16 only where AMX makes it fast. An explicit precision is kept."""
     assert resolve_precision("auto", torch.device("cuda", 0)) == "fp16"
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_bf16_matmul() else "fp32")
     assert resolve_precision("bf16", torch.device("cuda", 0)) == "bf16"
