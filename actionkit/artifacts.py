@@ -46,6 +46,12 @@ FORMATS: dict[str, ArtifactFormat] = {
             "max_batch": "largest batch of the optimisation profile",
             "workspace_gib": "builder workspace limit in GiB",
         }, extra="tensorrt"),
+        ArtifactFormat("openvino", "model.xml", ("cpu",), {
+            "int8": "also write model.int8.xml: INT8 post-training quantization (NNCF), calibrated on real clips",
+            "calibration": "videos to calibrate INT8 on: a dataset in any --data layout (its train split) or a "
+                           "folder of videos",
+            "calibration_clips": "clips to calibrate on (default 32)",
+        }, variants={"int8": "model.int8.xml"}, extra="openvino"),
     )
 }
 
@@ -53,3 +59,5 @@ WEIGHTS_FILE = FORMATS["torch"].filename
 ONNX_FILE = FORMATS["onnx"].filename
 ONNX_FP16_FILE = FORMATS["onnx"].variants["fp16"]
 ENGINE_FILE = FORMATS["tensorrt"].filename
+OPENVINO_FILE = FORMATS["openvino"].filename  # with its weights beside it in model.bin
+OPENVINO_INT8_FILE = FORMATS["openvino"].variants["int8"]  # and model.int8.bin

@@ -40,7 +40,7 @@ def main() -> None:
     videos = [p for p in expand_video_paths([args.videos]) if "flow" not in p.name]  # the flow GIF is not RGB video
     model = load_pretrained(args.model)
     device = torch.device(args.device)
-    naive_seconds, naive_labels = _naive_loop(model, videos, device)
+    naive_seconds, naive_labels = naive_loop(model, videos, device)
     print(f"naive loop: {len(videos)} videos in {naive_seconds:.2f} s", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -95,7 +95,7 @@ def _recognizer(model: str, backend: str, scratch: Path, device: torch.device) -
     return Recognizer.from_pretrained(model, device=str(device), backend=backend)  # type: ignore[arg-type]
 
 
-def _naive_loop(model: torch.nn.Module, videos: list[Path], device: torch.device) -> tuple[float, list[str]]:
+def naive_loop(model: torch.nn.Module, videos: list[Path], device: torch.device) -> tuple[float, list[str]]:
     """What a user would write: full decode, OpenCV resize, numpy normalisation, one eager fp32 clip at a time
     (on ``device``: the clip is copied there, the logits' argmax read back)."""
     config = model_config_of(model)

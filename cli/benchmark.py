@@ -13,8 +13,8 @@ from ._common import DeviceOption, ModelOption, user_errors
 
 def benchmark(
     model: ModelOption,
-    backend: Annotated[list[str] | None, typer.Option(help="torch, torch-compile (torch.compile; CUDA graphs on a GPU), onnxruntime, tensorrt (repeatable; default torch and onnxruntime).")] = None,
-    precision: Annotated[list[str] | None, typer.Option(help="fp32, bf16, fp16 (repeatable; default fp32 and bf16, and fp16 on CUDA).")] = None,
+    backend: Annotated[list[str] | None, typer.Option(help="torch, torch-compile (torch.compile; CUDA graphs on a GPU), onnxruntime, tensorrt, openvino (repeatable; default torch and onnxruntime).")] = None,
+    precision: Annotated[list[str] | None, typer.Option(help="fp32, bf16, fp16, int8 (openvino; repeatable; default fp32 and bf16, fp16 on CUDA, int8 with --backend openvino).")] = None,
     batch_size: Annotated[list[int] | None, typer.Option(min=1, help="Clips per forward pass (repeatable; default 1 4 8).")] = None,
     clip_len: Annotated[list[int] | None, typer.Option(min=8, help="Frames per clip (repeatable; default 32 64).")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Timed calls per configuration (the median is reported).")] = 3,
@@ -38,7 +38,7 @@ def benchmark(
 
     console = Console(soft_wrap=True)
     with user_errors():
-        rows = model_speed(model, backends=backend or ["torch", "onnxruntime"], precisions=precision or default_precisions(device),
+        rows = model_speed(model, backends=backend or ["torch", "onnxruntime"], precisions=precision or default_precisions(device, backend or ()),
                            batch_sizes=batch_size or [1, 4, 8], clip_lens=clip_len or [32, 64], device=device,
                            repeats=repeats)
         console.print(format_model_speed(rows), markup=False)

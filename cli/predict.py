@@ -24,9 +24,11 @@ def predict(
     num_clips: Annotated[int | None, typer.Option(min=1, help="Clips per video, averaged (default: the model's config).")] = None,
     num_crops: Annotated[int | None, typer.Option(help="Crops per clip: 1 (centre) or 3 (along the long side).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")] = False,
-    backend: Annotated[str, typer.Option(help="torch, onnxruntime, tensorrt, or auto (the fastest the model "
-                                               "folder and machine allow).")] = "auto",
-    precision: Annotated[str, typer.Option(help="torch backend: auto (fp16 on CUDA, bf16 on AMX CPUs, else fp32), fp32, bf16 or fp16.")] = "auto",
+    backend: Annotated[str, typer.Option(help="torch, onnxruntime, tensorrt, openvino, or auto (the fastest the "
+                                               "model folder and machine allow; stderr says which).")] = "auto",
+    precision: Annotated[str, typer.Option(help="torch backend: auto (fp16 on CUDA, bf16 on AMX CPUs, else fp32), "
+                                                 "fp32, bf16 or fp16; openvino: auto (INT8 when exported), int8 "
+                                                 "or fp32.")] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="torch backend: torch.compile the model (CUDA graphs on a GPU).")] = False,
     timeline: Annotated[bool, typer.Option("--timeline", help="Sliding windows over the whole video: a table of "
                                                "segments, and with --out a JSON, CSV and PNG timeline.")] = False,
@@ -45,6 +47,8 @@ def predict(
     with user_errors():
         recognizer = Recognizer.from_pretrained(model, device=device, backend=backend, precision=precision,  # type: ignore[arg-type]
                                                 compile=compile, revision=revision)
+        if backend == "auto" and recognizer.backend_name != "torch":
+            print(f"backend: {recognizer.backend_description}", file=sys.stderr)
         if timeline:
             _timelines(recognizer, videos, window, stride, batch_size, top_k, threshold, refine_window, out, as_json)
             return

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from actionkit.artifacts import ENGINE_FILE, ONNX_FILE, ONNX_FP16_FILE, OPENVINO_FILE, OPENVINO_INT8_FILE
 from actionkit.data.transforms import to_model_input
 from actionkit.data.video import expand_video_paths, read_video
 from actionkit.data.views import evaluation_views
@@ -25,14 +26,8 @@ from actionkit.errors import ActionkitError
 from actionkit.files import write_text_atomically
 from actionkit.hub import ModelConfig
 from actionkit.models.i3d import I3D
-from actionkit.predict.backends import (
-    ENGINE_NAME,
-    ONNX_FP16_NAME,
-    ONNX_NAME,
-    OnnxRuntimeBackend,
-    TensorRTBackend,
-    TorchBackend,
-)
+from actionkit.predict.backends import OnnxRuntimeBackend, TensorRTBackend, TorchBackend
+from actionkit.predict.openvino_runtime import OpenVinoBackend
 
 CHECK_NAME = "export_check.json"
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -58,6 +53,7 @@ class ExportCheck:
     reference_latency_ms: float
     backends: list[BackendCheck]
     note: str = ""
+    int8_accuracy: dict | None = None  # val top-1 of fp32 and INT8 (Int8Accuracy.to_dict()), with --int8 on a dataset
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +68,10 @@ class ExportCheck:
                 continue
             lines.append(f"{row.backend:<22}{row.max_abs_diff:>14.2e}{100 * row.top1_agreement:>12.0f}%"
                          f"{row.latency_ms:>10.0f}  {','.join(map(str, row.batch_sizes))}")
+        if self.int8_accuracy:
+            a = self.int8_accuracy
+            lines.append(f"validation top-1 on {a['videos']} videos: fp32 {100 * a['fp32_top1']:.1f}%, "
+                         f"INT8 {100 * a['int8_top1']:.1f}% (same top-1 on {a['agreement']})")
         return "\n".join(lines)
 
 
@@ -95,15 +95,17 @@ def check_clips(config: ModelConfig, videos: Sequence[str | Path] | None, synthe
 
 def artifacts(folder: Path) -> list[tuple[str, Path]]:
     """(backend label, file) for every exported artifact in ``folder``."""
-    found = [("onnxruntime", folder / ONNX_NAME), ("onnxruntime fp16", folder / ONNX_FP16_NAME),
-             ("tensorrt", folder / ENGINE_NAME)]
+    found = [("onnxruntime", folder / ONNX_FILE), ("onnxruntime fp16", folder / ONNX_FP16_FILE),
+             ("tensorrt", folder / ENGINE_FILE), ("openvino fp32", folder / OPENVINO_FILE),
+             ("openvino int8", folder / OPENVINO_INT8_FILE)]
     return [(label, path) for label, path in found if path.is_file()]
 
 
 def check_export(folder: Path, model: I3D, config: ModelConfig, videos: Sequence[str | Path] | None = None,
                  batch_sizes: Sequence[int] = (1, 3), device: torch.device | str = "cpu",
-                 save: bool = True) -> ExportCheck:
-    """Run every artifact in ``folder`` and PyTorch on the same clips; write ``export_check.json``."""
+                 save: bool = True, int8: dict | None = None) -> ExportCheck:
+    """Run every artifact in ``folder`` and PyTorch on the same clips; write ``export_check.json``
+    (with ``int8``, the val top-1 of fp32 and INT8, when the export measured it)."""
     folder = Path(folder)
     clips, names = check_clips(config, videos)
     video = to_model_input(clips, config.preprocessing.value_range)
@@ -113,7 +115,7 @@ def check_export(folder: Path, model: I3D, config: ModelConfig, videos: Sequence
     rows = []
     for label, path in artifacts(folder):
         try:
-            runner = _open(label, path, device)
+            runner = _open(label, path, device, config)
         except ActionkitError as e:
             rows.append(BackendCheck(label, path.name, skipped=str(e)))
             continue
@@ -126,15 +128,18 @@ def check_export(folder: Path, model: I3D, config: ModelConfig, videos: Sequence
                 latency = ms
         rows.append(BackendCheck(label, path.name, max(diffs), agree, latency, list(batch_sizes)))
     report = ExportCheck(names, list(video.shape[1:]), reference_ms, rows,
-                         note="" if videos else "no videos given: random frames (pass real clips for a meaningful check)")
+                         note="" if videos else "no videos given: random frames (pass real clips for a meaningful check)",
+                         int8_accuracy=int8)
     if save:
         write_text_atomically(folder / CHECK_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
     return report
 
 
-def _open(label: str, path: Path, device: torch.device) -> Runner:
+def _open(label: str, path: Path, device: torch.device, config: ModelConfig) -> Runner:
     if label.startswith("onnxruntime"):
         return OnnxRuntimeBackend(path, device)
+    if label.startswith("openvino"):
+        return OpenVinoBackend(path, config)
     return TensorRTBackend(path)
 
 

@@ -26,7 +26,6 @@ from actionkit.predict.tensorrt_runtime import (
     import_tensorrt,
 )
 
-ENGINE_NAME = ENGINE_FILE
 ENGINE_INFO_NAME = "engine.json"
 TIMING_CACHE_NAME = "timing.cache"
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ def plan_engine(onnx_path: Path, options: TensorRTOptions, out_dir: Path) -> Eng
         onnx_path=str(onnx_path), input_name=graph_input.name, output_name=model.graph.output[0].name,
         min_shape=(options.min_batch, *rest), opt_shape=(options.opt_batch, *rest),
         max_shape=(options.max_batch, *rest), precision="fp16" if options.fp16 else "fp32",
-        workspace_bytes=int(options.workspace_gib * 2**30), engine_path=str(out_dir / ENGINE_NAME),
+        workspace_bytes=int(options.workspace_gib * 2**30), engine_path=str(out_dir / ENGINE_FILE),
         timing_cache_path=str(out_dir / TIMING_CACHE_NAME))
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from actionkit.artifacts import ENGINE_FILE, ONNX_FILE, ONNX_FP16_FILE
+from actionkit.artifacts import ENGINE_FILE, ONNX_FILE, ONNX_FP16_FILE, OPENVINO_FILE, OPENVINO_INT8_FILE
 from actionkit.benchmark.matmul_rate import matmul_flops, reference_calls
 from actionkit.benchmark.timing import synchronize
 from actionkit.devices import DeviceLike, resolve_device
@@ -36,11 +36,13 @@ from actionkit.predict.backends import (
     TorchBackend,
     cpu_has_bf16_matmul,
     onnxruntime_importable,
+    openvino_importable,
     tensorrt_importable,
 )
+from actionkit.predict.openvino_runtime import OpenVinoBackend
 from actionkit.progress import progress_bar
 
-BENCHMARK_BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt")  # torch-compile: torch.compile (CUDA graphs on GPU)
+BENCHMARK_BACKENDS = ("torch", "torch-compile", "onnxruntime", "tensorrt", "openvino")  # torch-compile: torch.compile (CUDA graphs on GPU)
 MATMULS_PER_ROUND = 3  # matrix products per library per round on CPU (about 0.1 s each)
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -120,11 +122,13 @@ def peak_tflops(device_name: str, precision: str, tf32: bool | None = None) -> f
     return None
 
 
-def default_precisions(device: DeviceLike = None) -> list[str]:
-    """The precisions ``actionkit benchmark`` times unless told: fp32 and bf16, and on CUDA also fp16,
-    the precision ``auto`` runs there (fp16 on CPU is emulated, so it is left out)."""
+def default_precisions(device: DeviceLike = None, backends: Sequence[str] = ()) -> list[str]:
+    """The precisions ``actionkit benchmark`` times unless told: fp32 and bf16, on CUDA also fp16, the
+    precision ``auto`` runs there (fp16 on CPU is emulated, so it is left out), and int8 when the
+    openvino backend is among ``backends``."""
     target = resolve_device(device)
-    return ["fp32", "bf16", "fp16"] if target.type == "cuda" else ["fp32", "bf16"]
+    chosen = ["fp32", "bf16", "fp16"] if target.type == "cuda" else ["fp32", "bf16"]
+    return chosen + (["int8"] if "openvino" in backends else [])
 
 
 def model_speed(source: str | os.PathLike, backends: Sequence[str] = ("torch", "onnxruntime"),
@@ -226,6 +230,8 @@ def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module,
         runner = once(folder / name, lambda: OnnxRuntimeBackend(folder / name, device))
         return None if runner.clip_len_error(clip_len) else runner  # type: ignore[attr-defined, return-value]
 
+    if precision == "int8" and backend != "openvino":
+        return "INT8 runs on the openvino backend (actionkit export --int8 --calibrate DATA)"
     if backend in ("torch", "torch-compile"):
         if precision == "fp16" and device.type == "cpu":
             return "fp16 autocast on CPU is emulated (use bf16 or fp32)"
@@ -234,6 +240,8 @@ def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module,
         compiled = backend == "torch-compile"
         return once((backend, precision), lambda: TorchBackend(model, device, precision,  # type: ignore[arg-type]
                                                                compile=compiled))
+    if backend == "openvino":
+        return _openvino_runner(precision, clip_len, model, folder, scratch, device, once)
     if backend == "onnxruntime":
         if not onnxruntime_importable():
             return "onnxruntime is not installed (pip install 'actionkit[onnx]')"
@@ -256,6 +264,32 @@ def _runner(backend: str, precision: str, clip_len: int, model: torch.nn.Module,
     if folder is None or not (folder / ENGINE_FILE).is_file():
         return f"no {ENGINE_FILE} in the model folder (actionkit export --trt)"
     return once(folder / ENGINE_FILE, lambda: TensorRTBackend(folder / ENGINE_FILE))
+
+
+def _openvino_runner(precision: str, clip_len: int, model: torch.nn.Module, folder: Path | None, scratch: Path,
+                     device: torch.device, once: Callable[[object, Callable[[], Runner]], Runner]) -> Runner | str:
+    """The folder's OpenVINO model for ``precision`` (fp32: ``model.xml``, else converted on the fly from a
+    dynamic-length ONNX; int8: ``model.int8.xml`` only, since INT8 needs calibration clips)."""
+    if device.type != "cpu":
+        return "OpenVINO runs on the CPU here"
+    if not openvino_importable():
+        return "openvino is not installed (pip install 'actionkit[openvino]')"
+    if precision not in ("fp32", "int8"):
+        return "OpenVINO models are exported in fp32 and int8"
+    config = model_config_of(model)
+    name = OPENVINO_INT8_FILE if precision == "int8" else OPENVINO_FILE
+    if folder is not None and (folder / name).is_file():
+        runner = once(folder / name, lambda: OpenVinoBackend(folder / name, config))
+        if not runner.clip_len_error(clip_len):  # type: ignore[attr-defined]
+            return runner
+    if precision == "int8":
+        return f"no {OPENVINO_INT8_FILE} for {clip_len} frames (actionkit export --int8 --calibrate DATA)"
+    exported = scratch / OPENVINO_FILE
+    if not exported.is_file():
+        from actionkit.export.openvino_export import onnx_to_openvino, save_openvino
+
+        save_openvino(onnx_to_openvino(_dynamic_onnx(model, scratch)), exported, config, "fp32", 8)
+    return once(exported, lambda: OpenVinoBackend(exported, config))
 
 
 def _dynamic_onnx(model: torch.nn.Module, scratch: Path) -> Path:

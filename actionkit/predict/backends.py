@@ -4,9 +4,12 @@
 - ``onnxruntime``: an exported ``model.onnx``; the CUDA provider only when a CUDA GPU is visible, so a
   CPU-only machine with onnxruntime-gpu installed gets the CPU provider and no CUDA warnings.
 - ``tensorrt``: an exported ``model.engine`` (tensorrt and a CUDA GPU needed).
+- ``openvino``: an exported OpenVINO IR on the CPU, ``model.int8.xml`` (INT8) or ``model.xml`` (fp32)
+  (:mod:`actionkit.predict.openvino_runtime`; the ``openvino`` extra).
 - ``auto``: the fastest one the artifact and the machine allow (measured by ``benchmarks/end_to_end.py``):
-  TensorRT on a GPU when an engine and tensorrt are present, else PyTorch fp16 on CUDA; on a CPU with
-  AMX, PyTorch bf16; on other CPUs ONNX Runtime fp32 when ``model.onnx`` is present, else PyTorch fp32.
+  TensorRT on a GPU when an engine and tensorrt are present, else PyTorch fp16 on CUDA; on a CPU,
+  OpenVINO INT8 when ``model.int8.xml`` and openvino are present; else, with AMX, PyTorch bf16; on
+  other CPUs ONNX Runtime fp32 when ``model.onnx`` is present, else PyTorch fp32.
 """
 
 from __future__ import annotations
@@ -18,14 +21,14 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from actionkit.artifacts import ENGINE_FILE, ONNX_FILE, ONNX_FP16_FILE, WEIGHTS_FILE
+from actionkit.artifacts import ENGINE_FILE, ONNX_FILE, OPENVINO_INT8_FILE, WEIGHTS_FILE
 from actionkit.errors import ActionkitError
 from actionkit.models.fast_inference import SpaceToDepthStem, inference_copy
+from actionkit.predict.clip_lengths import clip_len_error
 from actionkit.predict.tensorrt_runtime import TensorRTUnavailable, import_tensorrt
 
-BackendName = Literal["torch", "onnxruntime", "tensorrt", "auto"]
-BACKENDS = ("torch", "onnxruntime", "tensorrt", "auto")
-ONNX_NAME, ONNX_FP16_NAME, ENGINE_NAME = ONNX_FILE, ONNX_FP16_FILE, ENGINE_FILE
+BackendName = Literal["torch", "onnxruntime", "tensorrt", "openvino", "auto"]
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "openvino", "auto")
 
 
 class Backend(Protocol):
@@ -42,7 +45,7 @@ class Backend(Protocol):
         ...
 
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]  # int8: the openvino backend's
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -63,6 +66,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     GPU has fp16 tensor cores; bf16 needs Ampere or newer, and measured slower and further from fp32:
     benchmarks/README.md), bf16 on a CPU with AMX, fp32 on other CPUs. Any other name than ``auto``,
     ``fp32``, ``bf16`` or ``fp16`` is an :class:`~actionkit.errors.ActionkitError`."""
+    if precision == "int8":
+        raise ActionkitError("int8 runs on the openvino backend (an INT8 model made by actionkit export --int8 "
+                             "--calibrate DATA), not in PyTorch")
     if precision not in ("auto", *_DTYPES):
         raise ActionkitError(f"unknown precision {precision!r}; choose auto, fp32, bf16 or fp16")
     if precision != "auto":
@@ -151,12 +157,7 @@ class OnnxRuntimeBackend:
         self.clip_len_multiple = int(multiple) if multiple.isdigit() else 0  # set by a dynamic-clip-length export
 
     def clip_len_error(self, frames: int) -> str | None:
-        if self.fixed_clip_len:
-            return None if frames == self.fixed_clip_len else f"takes clips of exactly {self.fixed_clip_len} frames"
-        step = self.clip_len_multiple
-        if step and (frames % step or frames < 2 * step):
-            return f"takes clip lengths that are multiples of {step}, at least {2 * step}"
-        return None
+        return clip_len_error(frames, self.fixed_clip_len, self.clip_len_multiple)
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(video.detach().to("cpu", torch.float32).numpy())
@@ -213,20 +214,28 @@ def onnxruntime_importable() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def openvino_importable() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
 def choose_backend(name: str, folder: Path | None, device: torch.device, precision: str = "auto") -> str:
     """The concrete backend for ``name`` given the artifacts in ``folder``, the device and the precision
-    asked for (``bf16`` or ``fp16`` asked for means PyTorch, which has those paths on CPU)."""
+    asked for (``int8`` means OpenVINO; ``bf16`` or ``fp16`` means PyTorch, which has those paths on CPU)."""
     if name not in BACKENDS:
         raise ActionkitError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name != "auto":
         return name
     has = (lambda file: folder is not None and (folder / file).is_file())
+    if precision == "int8":
+        return "openvino"
     if device.type == "cuda":
-        if has(ENGINE_NAME) and tensorrt_importable():
+        if has(ENGINE_FILE) and tensorrt_importable():
             return "tensorrt"
         return "torch"
+    if precision == "auto" and has(OPENVINO_INT8_FILE) and openvino_importable():
+        return "openvino"
     fp32_wanted = precision == "fp32" or (precision == "auto" and not cpu_has_bf16_matmul())
     only_onnx = precision == "auto" and not has(WEIGHTS_FILE)
-    if has(ONNX_NAME) and onnxruntime_importable() and (fp32_wanted or only_onnx):
+    if has(ONNX_FILE) and onnxruntime_importable() and (fp32_wanted or only_onnx):
         return "onnxruntime"
     return "torch"

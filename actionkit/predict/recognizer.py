@@ -15,7 +15,7 @@ from typing import Any, Iterator, Literal, Sequence, Union
 import numpy as np
 import torch
 
-from actionkit.artifacts import CONFIG_FILE, ENGINE_FILE, ONNX_FILE
+from actionkit.artifacts import CONFIG_FILE, ENGINE_FILE, ONNX_FILE, OPENVINO_FILE, OPENVINO_INT8_FILE
 from actionkit.config import PreprocessConfig
 from actionkit.data.sampling import clip_span, plan_clips
 from actionkit.data.transforms import to_model_input
@@ -37,6 +37,7 @@ from actionkit.predict.backends import (
 from actionkit.predict.boundaries import DEFAULT_REFINE_WINDOW
 from actionkit.predict.load_ahead import decode_threads, load_ahead
 from actionkit.predict.onnx_metadata import read_onnx_config
+from actionkit.predict.openvino_runtime import OpenVinoBackend, read_openvino_config
 from actionkit.predict.stream import StreamPrediction, stream
 from actionkit.predict.timeline import timeline
 from actionkit.predict.timeline_result import Timeline
@@ -125,19 +126,22 @@ class Recognizer:
                         backend: BackendName = "auto", precision: Precision = "auto", compile: bool = False,
                         **hub_kwargs: Any) -> "Recognizer":
         """From a Hub folder, a training run folder (its ``best/`` model, else ``last/``), an export folder
-        (``actionkit export``), a ``.onnx`` or ``.engine`` file, a DeepMind / pytorch-i3d checkpoint
-        file or a Hub repo id (``revision=``, ``cache_dir=``, ``local_files_only=``, ``token=`` go to
-        the Hub download). ``backend``: ``"torch"``, ``"onnxruntime"`` and ``"tensorrt"`` need the
-        matching file (``model.safetensors``, ``model.onnx``, ``model.engine``); ``"auto"`` takes the
-        fastest the folder and machine allow. ``precision`` and ``compile`` apply to the torch backend
-        (exported artifacts carry their own precision)."""
+        (``actionkit export``), a ``.onnx``, ``.engine`` or OpenVINO ``.xml`` file, a DeepMind / pytorch-i3d
+        checkpoint file or a Hub repo id (``revision=``, ``cache_dir=``, ``local_files_only=``, ``token=``
+        go to the Hub download). ``backend``: ``"torch"``, ``"onnxruntime"``, ``"tensorrt"`` and
+        ``"openvino"`` need the matching file (``model.safetensors``, ``model.onnx``, ``model.engine``,
+        ``model.int8.xml`` or ``model.xml``); ``"auto"`` takes the fastest the folder and machine allow
+        (:attr:`backend_description` says which). ``precision``: for the torch backend auto / fp32 /
+        bf16 / fp16; for openvino auto (INT8 when the folder has it) / int8 / fp32. ``compile`` applies to
+        the torch backend. Raises :class:`~actionkit.errors.ActionkitError` naming the folder when the
+        backend's file is missing, and what doesn't match when a model file disagrees with its config."""
         target = resolve_device(device)
         path = Path(source).expanduser()
         if path.is_dir():
             path = source = model_folder(path)
-        if path.is_file() and path.suffix in (".onnx", ".engine"):
+        if path.is_file() and path.suffix in _ARTIFACT_BACKENDS:
             folder, artifact = path.parent, path
-            chosen = {".onnx": "onnxruntime", ".engine": "tensorrt"}[path.suffix]
+            chosen = _ARTIFACT_BACKENDS[path.suffix]
             if backend not in ("auto", chosen):
                 raise ActionkitError(f"{path}: a {path.suffix} file runs with backend {chosen!r}, not {backend!r}")
         else:
@@ -149,13 +153,20 @@ class Recognizer:
         if folder is None:
             raise ActionkitError(f"{source}: backend {chosen!r} needs an export folder or file "
                                  "(made by actionkit export), not a checkpoint or repo id")
-        file = artifact or folder / (ONNX_FILE if chosen == "onnxruntime" else ENGINE_FILE)
+        file = artifact or _artifact_file(folder, chosen, precision)
         if not file.is_file():
-            flag = "--onnx" if chosen == "onnxruntime" else "--trt"
+            flag = {"onnxruntime": "--onnx", "tensorrt": "--trt", "openvino": "--openvino"}[chosen]
+            if file.name == OPENVINO_INT8_FILE:
+                flag = "--int8 --calibrate DATA"
             raise ActionkitError(f"{folder}: no {file.name} for backend {chosen!r}; make one with "
                                  f"actionkit export --model ... {flag} --out {folder}")
         config = _artifact_config(file)
-        runner = OnnxRuntimeBackend(file, target) if chosen == "onnxruntime" else TensorRTBackend(file)
+        if chosen == "onnxruntime":
+            runner: Backend = OnnxRuntimeBackend(file, target)
+        elif chosen == "openvino":
+            runner = OpenVinoBackend(file, config)
+        else:
+            runner = TensorRTBackend(file)
         return cls(runner, config)
 
     @property
@@ -314,6 +325,13 @@ class Recognizer:
         return self.backend.name
 
     @property
+    def backend_description(self) -> str:
+        """The backend, its precision and the file it runs, e.g. ``openvino int8 (model.int8.xml)``."""
+        precision = getattr(self.backend, "precision", "fp32")
+        path = getattr(self.backend, "path", None)
+        return f"{self.backend.name} {precision}" + (f" ({Path(path).name})" if path else "")
+
+    @property
     def fixed_clip_len(self) -> int | None:
         """The only clip length the backend's model file takes, or None when it takes several."""
         return getattr(self.backend, "fixed_clip_len", None)
@@ -337,6 +355,22 @@ class Recognizer:
         return [Prediction(labels[int(i)], float(s)) for s, i in zip(scores, indices)]
 
 
+_ARTIFACT_BACKENDS = {".onnx": "onnxruntime", ".engine": "tensorrt", ".xml": "openvino"}
+
+
+def _artifact_file(folder: Path, backend: str, precision: str) -> Path:
+    """The file ``backend`` runs in an export folder: for OpenVINO the INT8 model unless fp32 is asked
+    for (or there is none and int8 was not asked for)."""
+    if backend == "onnxruntime":
+        return folder / ONNX_FILE
+    if backend == "tensorrt":
+        return folder / ENGINE_FILE
+    int8 = folder / OPENVINO_INT8_FILE
+    if precision == "int8" or (precision == "auto" and int8.is_file()):
+        return int8
+    return folder / OPENVINO_FILE
+
+
 def _artifact_config(file: Path) -> ModelConfig:
     """The config of an exported artifact: ``config.json`` beside it, else the ONNX metadata."""
     beside = file.parent / CONFIG_FILE
@@ -344,4 +378,6 @@ def _artifact_config(file: Path) -> ModelConfig:
         return ModelConfig.load(beside)
     if file.suffix == ".onnx":
         return read_onnx_config(file)
+    if file.suffix == ".xml":
+        return read_openvino_config(file)
     raise ActionkitError(f"{file}: no {CONFIG_FILE} beside it (labels and preprocessing are needed)")
