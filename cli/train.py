@@ -141,6 +141,9 @@ def evaluate(
     test: TestOption = None,
     workers: Annotated[int, typer.Option(min=0)] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    backend: Annotated[str, typer.Option(help="torch (the PyTorch model, fp32), or an export folder's onnxruntime, "
+                                               "tensorrt or openvino model.")] = "torch",
+    precision: Annotated[str, typer.Option(help="openvino: int8 or fp32; torch and the others: fp32.")] = "fp32",
     device: DeviceOption = None,
 ) -> None:
     """Top-1, top-5 and mean-class accuracy of a model on a dataset split, with a confusion matrix."""
@@ -151,7 +154,7 @@ def evaluate(
         result, classes = evaluate_model(data, model, split=split, split_by=split_by, val=split_values(val),
                                          test=split_values(test), class_map=class_map, num_clips=num_clips,
                                          num_crops=num_crops, batch_size=batch_size, workers=workers,
-                                         device=device, out=out)
+                                         device=device, out=out, backend=backend, precision=precision)
     if as_json:
         typer.echo(json.dumps({**result.metrics(), "videos": result.videos, "classes": classes}, indent=2))
     else:

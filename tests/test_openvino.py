@@ -119,6 +119,12 @@ def test_cli_int8_export_reports_fp32_and_int8_validation_top1(k400_dir: Path, t
     accuracy = json.loads((out / "export_check.json").read_text())["int8_accuracy"]
     assert accuracy["videos"] == len(val) and accuracy["fp32_correct"] == len(val)
     assert accuracy["int8_correct"] >= len(val) - 1
+    for precision, correct in (("int8", accuracy["int8_correct"]), ("fp32", accuracy["fp32_correct"])):
+        scored = _cli("evaluate", "--data", str(dataset), "--model", str(out), "--backend", "openvino",
+                      "--precision", precision, "--json")  # the same model files, through the evaluation loader
+        assert scored.returncode == 0, scored.stderr
+        metrics = json.loads(scored.stdout)
+        assert metrics["videos"] == len(val) and metrics["top1"] == pytest.approx(correct / len(val))
 
 
 def test_fewer_calibration_clips_than_asked_is_a_warning(k400_fast_dir: Path) -> None:

@@ -130,19 +130,29 @@ def save_confusion(result: EvalResult, classes: list[str], out_dir: Path, title:
 def evaluate_model(data: Path, model: str, *, split: str = "val", split_by: str | None = None,
                    val: list[str] | None = None, test: list[str] | None = None, class_map: Path | None = None,
                    num_clips: int | None = None, num_crops: int | None = None, batch_size: int = 2,
-                   workers: int = 2, device: str | None = None, out: Path | None = None) -> tuple[EvalResult, list[str]]:
+                   workers: int = 2, device: str | None = None, out: Path | None = None,
+                   backend: str = "torch", precision: str = "fp32") -> tuple[EvalResult, list[str]]:
     """``actionkit evaluate``: a model on one split of a dataset, with the model's preprocessing (or
     ``num_clips`` × ``num_crops`` overrides). Without a class map the dataset's classes must be the
-    model's (their order is taken from the model). Unreadable videos are skipped with a warning."""
+    model's (their order is taken from the model). Unreadable videos are skipped with a warning.
+    ``backend`` other than ``"torch"`` (the PyTorch model in fp32) runs an export folder's artifact, as
+    :meth:`actionkit.predict.Recognizer.from_pretrained` opens it with ``backend`` and ``precision``
+    (e.g. ``"openvino"`` with ``"int8"``), so an exported model is scored on exactly the same clips."""
     from dataclasses import replace
 
     from actionkit.data.check import check_dataset
     from actionkit.data.datasets import scan_dataset
     from actionkit.data.loader import ClipDataset, make_loader
     from actionkit.hub import load_pretrained
+    from actionkit.predict import Recognizer
 
-    encoder = load_pretrained(model)
-    config = encoder.pretrained_cfg
+    target = resolve_device(device)
+    if backend == "torch":
+        encoder = load_pretrained(model).to(target).eval()
+        config, logits_of = encoder.pretrained_cfg, encoder
+    else:
+        recognizer = Recognizer.from_pretrained(model, device=target, backend=backend, precision=precision)  # type: ignore[arg-type]
+        config, logits_of, target = recognizer.config, recognizer.backend, recognizer.device
     mapping = read_class_map(class_map) if class_map else None
     index = scan_dataset(data, split_by=split_by, val=val, test=test,
                          classes=None if mapping else config.labels)
@@ -154,9 +164,7 @@ def evaluate_model(data: Path, model: str, *, split: str = "val", split_by: str 
                                                     (("num_clips", num_clips), ("num_crops", num_crops)) if v})
     dataset = ClipDataset(samples.samples, train=False, eval_preprocessing=preprocessing, num_frames=samples.num_frames)
     loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, shard=False)
-    target = resolve_device(device)
-    encoder.to(target).eval()
-    result = evaluate(encoder, loader, len(index.classes), target, preprocessing.value_range, matrix)
+    result = evaluate(logits_of, loader, len(index.classes), target, preprocessing.value_range, matrix)
     if out is not None:
         save_confusion(result, index.classes, out, f"{Path(model).name} on {index.root.name} ({split})")
     return result, index.classes
