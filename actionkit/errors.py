@@ -45,3 +45,16 @@ class CheckpointError(ActionkitError):
 
 class ModelNotFoundError(CheckpointError):
     """Neither a local file/folder nor a model resolvable on the Hugging Face Hub (or its cache)."""
+
+
+class OutputError(ActionkitError):
+    """An output file or folder cannot be written: ``path`` is where, ``reason`` why (a read-only file
+    system, no space left, a file where a folder should be, no permission)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # raised in worker processes too: rebuilt from both fields, not the message
+        return type(self), (self.path, self.reason)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from result_files import result_path
 
 from actionkit.data.flow import FlowConfig, compute_flow
 from actionkit.data.video import read_video
-from result_files import result_path
 
 HERE = Path(__file__).resolve().parent
 UT = HERE.parent.parent / "shared" / "data" / "ut_interaction"

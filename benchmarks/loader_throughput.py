@@ -19,12 +19,11 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from result_files import result_path
 
 from actionkit.data.datasets import scan_dataset
 from actionkit.data.flow import FlowCache, FlowConfig, precompute_flows
 from actionkit.data.loader import ClipConfig, ClipDataset, make_loader, set_loader_epoch
-from result_files import result_path
-
 
 
 def naive_clip(path: Path, label: int, cache: FlowCache, rng: np.random.Generator, clip_len: int = 32) -> dict:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Iterator
 import typer
 
 from actionkit.errors import ActionkitError
+from actionkit.files import describe_os_error
 
 ModelOption = Annotated[str, typer.Option(
     "--model", "-m", help="Hub-format folder, training run folder (its best/ model), export folder, DeepMind / "
@@ -48,13 +49,23 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn actionkit's errors (bad files, models, arguments) into one line and exit code 1."""
+    """Turn actionkit's errors (bad files, models, arguments) into one line and exit code 1; so too an
+    OSError the library let through (a file it could not read or write): the file and the problem."""
     try:
         yield
     except ActionkitError as e:
         raise fail(str(e)) from None
     except ValueError as e:  # invalid argument values reported by the library
         raise fail(str(e)) from None
+    except OSError as e:
+        raise fail(os_error_line(e)) from None
+
+
+def os_error_line(error: OSError) -> str:
+    """``path: problem`` for an OSError (its first line where it names no file)."""
+    if error.filename is None:
+        return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return f"{error.filename}: {describe_os_error(error)}"
 
 
 def default(config_class: type, name: str) -> Any:

@@ -15,6 +15,7 @@ from .export import export
 from .flow import flow
 from .predict import predict
 from .push import push
+from .serve import serve
 from .train import evaluate, finetune, train
 
 app = typer.Typer(name="actionkit", no_args_is_help=True, add_completion=False,
@@ -29,6 +30,7 @@ app.command()(evaluate)
 app.command()(export)
 app.command()(benchmark)
 app.command()(push)
+app.command()(serve)
 app.add_typer(data_app, name="data")
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from actionkit.config import read_labels
+from actionkit.files import ensure_writable_folder
 from actionkit.hub import convert_checkpoint
 
 from ._common import user_errors
@@ -21,5 +22,6 @@ def convert(
     """Import an I3D checkpoint into a Hub-format model folder."""
     with user_errors():
         names = read_labels(labels) if labels else None
+        ensure_writable_folder(out)  # before reading the checkpoint
         folder = convert_checkpoint(src, out, labels=names)
     typer.echo(f"wrote {folder}/ (config.json, model.safetensors, README.md)")

@@ -32,10 +32,13 @@ def check(
     workers: Annotated[int, typer.Option(min=1, help="Videos decoded in parallel.")] = 2,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
-    """Decode every video of a dataset once; exit code 1 when any cannot be used."""
+    """Decode every video of a dataset once, whatever its split; exit code 1 when any cannot be used.
+
+    Checking needs no split: a dataset of one split only (a test set), a CSV without a split column and
+    class folders without train/ val/ are checked whole (--split-by/--val/--test only show the splits)."""
     with user_errors():
         index = scan_dataset(data, split_by=split_by, val=split_values(val), test=split_values(test), layout=layout,
-                             classes=load_classes(classes) if classes else None)
+                             classes=load_classes(classes) if classes else None, split="all")
         report = check_dataset(index, workers=workers, progress=True)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))

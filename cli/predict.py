@@ -9,10 +9,12 @@ from typing import Annotated
 
 import typer
 
+from actionkit.files import ensure_writable_folder
 from actionkit.predict import Recognizer, VideoResult
 from actionkit.predict.boundaries import DEFAULT_REFINE_WINDOW
+from actionkit.predict.ray_batch import RayBatchConfig
 
-from ._common import DeviceOption, ModelOption, RevisionOption, fail, user_errors
+from ._common import DeviceOption, ModelOption, RevisionOption, default, fail, user_errors
 
 
 def predict(
@@ -37,14 +39,32 @@ def predict(
     threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="--timeline: a segment's top label needs at least this probability.")] = 0.5,
     refine_window: Annotated[int, typer.Option(min=0, help="--timeline: model frames of the short windows that refine each "
                                                       "boundary between two labels (0: keep window-level boundaries).")] = DEFAULT_REFINE_WINDOW,
-    out: Annotated[Path | None, typer.Option(help="--timeline: folder for timeline.json, windows.csv and timeline.png.")] = None,
+    out: Annotated[Path | None, typer.Option(help="--timeline: folder for timeline.json, windows.csv and timeline.png; "
+                                             "--ray: the .jsonl file of results (a rerun skips the videos in it).")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="Predict on a Ray cluster (Ray Data): decoding in Ray tasks, the "
+                                                    "model in actors; one JSON line per video in --out.")] = False,
+    address: Annotated[str | None, typer.Option(help="--ray: the cluster (auto, or ray://HEAD:10001); default: a local "
+                                                     "Ray on this machine.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="--ray: model actors.")] = default(RayBatchConfig, "workers"),
+    cpus_per_worker: Annotated[float, typer.Option(min=0.0, help="--ray: CPUs (model threads) per actor.")] = default(
+        RayBatchConfig, "cpus_per_worker"),
+    gpus_per_worker: Annotated[float, typer.Option(min=0.0, help="--ray: GPUs per actor.")] = default(
+        RayBatchConfig, "gpus_per_worker"),
     device: DeviceOption = None,
     revision: RevisionOption = None,
 ) -> None:
     """Recognise the action in each video (or, with --timeline, along each video)."""
+    if ray:
+        if timeline or out is None:
+            raise fail("--ray writes one JSON line per video to --out FILE.jsonl, and does not make timelines")
+        _predict_on_ray(videos, model, out, address, workers, cpus_per_worker, gpus_per_worker, batch_size or 4,
+                        backend, precision, top_k, num_clips, num_crops)
+        return
     if not timeline and (window or stride or out):
-        raise fail("--window, --stride and --out go with --timeline")
+        raise fail("--window, --stride and --out go with --timeline (or --out with --ray)")
     with user_errors():
+        if out is not None:
+            ensure_writable_folder(out)  # before the timelines are computed, not after
         recognizer = Recognizer.from_pretrained(model, device=device, backend=backend, precision=precision,  # type: ignore[arg-type]
                                                 compile=compile, revision=revision)
         if backend == "auto" and recognizer.backend_name != "torch":
@@ -64,6 +84,24 @@ def predict(
     else:
         _print_table(results)
     if any(not r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def _predict_on_ray(videos: list[Path], model: str, out: Path, address: str | None, workers: int,
+                    cpus_per_worker: float, gpus_per_worker: float, batch_size: int, backend: str, precision: str,
+                    top_k: int, num_clips: int | None, num_crops: int | None) -> None:
+    from actionkit.predict.ray_batch import predict_on_ray, written_rows
+
+    with user_errors():
+        config = RayBatchConfig(model=model, out=out, address=address, workers=workers,
+                                cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+                                batch_size=batch_size, backend=backend, precision=precision, top_k=top_k,
+                                num_clips=num_clips, num_crops=num_crops)
+        report = predict_on_ray([str(v) for v in videos], config)
+        failed = [row for row in written_rows(out) if row.get("error")]
+    print(f"{report.written} videos predicted on Ray in {report.seconds:.1f} s, {report.done_before} already in "
+          f"{out}; {len(failed)} in {out} failed (their error is in the file)", file=sys.stderr)
+    if failed:
         raise typer.Exit(1)
 
 

@@ -79,7 +79,10 @@ def finetune(
     flow_span: Annotated[str, typer.Option(help="Flow targets: clip (each clip frame to the next clip frame) or "
                                                 "frame (to the next video frame; 1/stride of the motion).")] = default(DataConfig, "flow_span"),
     seed: Annotated[int, typer.Option()] = default(TrainConfig, "seed"),
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint "
+                                                          "(a finished run: nothing to do).")] = default(FinetuneConfig, "resume"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete the run in --out (checkpoint, metrics, "
+                                                                "run.json, best/, last/, plots/) and start again.")] = default(FinetuneConfig, "overwrite"),
     device: DeviceOption = None,
 ) -> None:
     """Fine-tune a pretrained encoder on labelled videos (plain, --self-distill, --rev2net or both)."""
@@ -90,7 +93,7 @@ def finetune(
                             clip_len=clip_len, frame_stride=frame_stride, crop_size=crop_size, eval_clips=eval_clips,
                             strict=strict, workers=workers, flow_method=flow, flow_cache=flow_cache,
                             head_init=head_init, flow_span=flow_span),
-            model=model, out=out, device=device, resume=resume,
+            model=model, out=out, device=device, resume=resume, overwrite=overwrite,
             task=TaskConfig(rev2net=rev2net, flow_decoder=flow_decoder, frame_decoder=frame_decoder, ddp=ddp,
                             alpha=alpha, beta=beta, lambda_flow=lambda_flow, lambda_im=lambda_im,
                             self_distill=self_distill, sd_weight=sd_weight),
@@ -102,7 +105,7 @@ def finetune(
                               decoder_lr_scale=decoder_lr_scale,
                               channels_last=channels_last))
         result = run_finetune(config, log=lambda line: typer.echo(line, err=True))
-    if not distributed.is_main():  # under torchrun rank 0 reports; the others saw no validation
+    if not distributed.is_main() or result.already_finished:  # rank 0 reports; a finished run was said in one line
         return
     best = f"{100 * result.best_top1:.1f}%" if result.best_top1 is not None else "n/a (no val split)"
     typer.echo(f"done: {result.epochs} epoch(s) in {result.seconds:.0f} s, best val top-1 {best}; "
@@ -130,7 +133,10 @@ def evaluate(
     data: DataOption,
     model: Annotated[str, typer.Option("--model", "-m", help="Hub folder, training run folder (its best/ model), "
                                                              "checkpoint file or repo id.")],
-    split: Annotated[str, typer.Option(help="train, val or test.")] = "val",
+    split: Annotated[str, typer.Option(help="train, val, test, or all: every video of the dataset (how a "
+                                            "dataset that is not split, a CSV without a split column or class "
+                                            "folders without train/ val/, is evaluated). Only this split need "
+                                            "exist: a test set alone is a dataset.")] = "val",
     class_map: Annotated[Path | None, typer.Option(help="Map the model's classes onto the dataset's (JSON or TSV).")] = None,
     num_clips: Annotated[int | None, typer.Option(min=1, help="Clips per video (default: the model's config).")] = None,
     num_crops: Annotated[int | None, typer.Option(help="1 or 3 crops per clip.")] = None,
@@ -146,7 +152,10 @@ def evaluate(
     precision: Annotated[str, typer.Option(help="openvino: int8 or fp32; torch and the others: fp32.")] = "fp32",
     device: DeviceOption = None,
 ) -> None:
-    """Top-1, top-5 and mean-class accuracy of a model on a dataset split, with a confusion matrix."""
+    """Top-1, top-5 and mean-class accuracy of a model on a dataset split, with a confusion matrix.
+
+    The dataset may hold only the videos to evaluate (a test set, the target dataset of a cross-dataset
+    evaluation): --split names the one it has, or --split all takes every video (a dataset without splits)."""
     from actionkit.train.evaluate import evaluate_model
 
     show_library_warnings()

@@ -156,8 +156,10 @@ def test_bad_arrays_and_empty_folders(k400_fast_dir: Path, tmp_path: Path) -> No
     (result,) = recognizer.predict(np.zeros((0, 64, 64, 3), np.uint8))
     assert result.error == "<array 0>: has no frames"
     (tmp_path / "empty_dir").mkdir()
+    (result,) = recognizer.predict(str(tmp_path / "empty_dir"))  # an error entry: the batch goes on
+    assert "empty_dir: folder holds no video files" in result.error
     with pytest.raises(VideoError, match="empty_dir: folder holds no video files"):
-        recognizer.predict(str(tmp_path / "empty_dir"))
+        recognizer.predict(str(tmp_path / "empty_dir"), on_error="raise")
     cli = runner.invoke(app, ["predict", str(tmp_path / "empty_dir"), "--model", str(k400_fast_dir)])
     assert cli.exit_code == 1 and cli.stderr.startswith("error: ") and "folder holds no video files" in cli.stderr
 

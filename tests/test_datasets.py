@@ -259,6 +259,6 @@ def test_cli_dataset_error_is_one_line_with_exit_code_1(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr.splitlines() == [f"error: {root}/train.txt:2: path '../b.mp4' points outside the dataset "
                                           f"folder {root}"]
-    result = runner.invoke(data_app, ["check", "--data", str(require(UT))])
+    result = runner.invoke(data_app, ["check", "--data", str(require(UT)), "--split-by", "sequence"])  # no values
     assert result.exit_code == 1 and result.stderr.startswith("error: ") and "--split-by COLUMN" in result.stderr
     assert len(result.stderr.splitlines()) == 1

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from actionkit.data.datasets import SPLITS, DatasetError, DatasetIndex, VideoSample
+from actionkit.data.datasets import ALL, SPLIT_NAMES, DatasetError, DatasetIndex, VideoSample, check_split_name
 from actionkit.data.video import VideoInfo, probe_video
 from actionkit.errors import VideoError
 from actionkit.progress import progress_bar
@@ -57,14 +57,14 @@ class CheckReport:
         return [f for f in self.files if not f.ok]
 
     def usable(self, split: str) -> list[VideoSample]:
-        """The samples of ``split`` whose file decoded."""
-        return [VideoSample(f.path, f.label, f.split) for f in self.files if f.ok and f.split == split]
+        """The samples of ``split`` whose file decoded (``"all"``: of every split)."""
+        return [VideoSample(f.path, f.label, f.split) for f in self._in_split(split) if f.ok]
 
     def training_samples(self, split: str, strict: bool = False) -> TrainingSamples:
-        """What training over ``split`` uses: the decodable samples and their frame counts. Unreadable
-        files are skipped with a logged warning naming each (and counted for the run report), or, with
-        ``strict``, are a :class:`DatasetError`."""
-        bad = [f for f in self.unreadable if f.split == split]
+        """What training (or evaluation) over ``split`` uses (``"all"``: every split): the decodable
+        samples and their frame counts. Unreadable files are skipped with a logged warning naming each
+        (and counted for the run report), or, with ``strict``, are a :class:`DatasetError`."""
+        bad = [f for f in self._in_split(split) if not f.ok]
         if bad and strict:
             raise DatasetError(bad[0].path, f"unreadable ({bad[0].error}); {len(bad)} unreadable file(s) in the "
                                             f"{split} split and strict mode is on")
@@ -72,14 +72,19 @@ class CheckReport:
             _log.warning("skipping unreadable video: %s", f.error)
         if bad:
             _log.warning("skipped %d unreadable of %d %s videos", len(bad), len(bad) + len(self.usable(split)), split)
-        good = [f for f in self.files if f.ok and f.split == split]
+        good = [f for f in self._in_split(split) if f.ok]
         return TrainingSamples([VideoSample(f.path, f.label, f.split) for f in good],
                                {str(f.path): f.info.num_frames for f in good if f.info is not None},
                                [f.error or "" for f in bad])
 
+    def _in_split(self, split: str) -> list[FileCheck]:
+        check_split_name(split)
+        return [f for f in self.files if split == ALL or f.split == split]
+
     def counts(self) -> dict[str, dict[str, int]]:
-        """Files per split and class: ``{split: {class: n}}`` (splits without files left out)."""
-        splits = [s for s in SPLITS if any(f.split == s for f in self.files)]
+        """Files per split and class: ``{split: {class: n}}`` (splits without files left out; ``"all"``
+        for a dataset that is not split)."""
+        splits = [s for s in SPLIT_NAMES if any(f.split == s for f in self.files)]
         counts = {s: dict.fromkeys(self.index.classes, 0) for s in splits}
         for f in self.files:
             counts[f.split][self.index.classes[f.label]] += 1

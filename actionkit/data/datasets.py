@@ -2,21 +2,35 @@
 
 ``scan_dataset(DIR)`` recognises the layout (first match wins, or pass ``layout=``):
 
-- ``list``: ``DIR/train.txt`` (and ``val.txt``, ``test.txt``), one ``PATH LABEL`` per line. The label is
-  the last whitespace-separated token and the path everything before it, so paths may contain spaces;
-  when a line holds a tab, the last tab separates them instead, so labels may contain spaces too.
+- ``list``: ``DIR/train.txt``, ``val.txt`` and ``test.txt`` (any of them), one ``PATH LABEL`` per line. The
+  label is the last whitespace-separated token and the path everything before it, so paths may contain
+  spaces; when a line holds a tab, the last tab separates them instead, so labels may contain spaces too.
   Blank lines and lines starting with ``#`` are skipped.
-- ``folders``: ``DIR/train/<class>/...`` (and ``val/``, ``test/``); the videos anywhere below a class
-  folder (sub-folders allowed). Only files with a video suffix (:data:`VIDEO_SUFFIXES`) count: other
+- ``folders``: ``DIR/train/<class>/...``, ``val/`` and ``test/`` (any of them); the videos anywhere below a
+  class folder (sub-folders allowed). Only files with a video suffix (:data:`VIDEO_SUFFIXES`) count: other
   files are ignored, as are hidden names (``.DS_Store``, ``.ipynb_checkpoints``).
 - ``csv``: a ``*.csv`` in ``DIR`` (``labels.csv`` when there are several; or pass the CSV file itself as
   ``root``) with ``path`` and ``label`` columns and an optional ``split`` column (train, val or test). Without
-  one, ``split_by=COLUMN, val=[values]`` (and ``test=``) assigns the split by that column; the rest is train.
+  one, ``split_by=COLUMN, val=[values]`` (and/or ``test=``) assigns the split by that column; the rest is train.
+- a dataset that is not split: a CSV without a split column (and no ``split_by``), or class folders
+  directly in ``DIR`` (``DIR/<class>/...``, detected last). It serves only ``split="all"`` (every video, as
+  checking a dataset or evaluating a whole test set wants); its samples are in the split ``"all"``.
 
-Labels (list and CSV) are class names, or integer indices into ``DIR/classes.txt`` (one name a line) when
-it exists, else into ``classes=`` when given; without either, integer labels name classes ``"0"``…``"N"``
-(only when every label is an integer). The class list is the sorted names of the classes that occur in
-any split, unless ``classes=`` is given: then its order is kept and any other label is an error.
+Each caller names the split it uses (``scan_dataset(split=...)``): only that split must hold videos, so a
+dataset holding only a test set, or only the target videos of a cross-dataset evaluation, is a dataset.
+
+Labels (list and CSV) are class names or integer indices (ASCII digits; 0 is the first class):
+
+- with ``DIR/classes.txt`` (one name a line), that file is the dataset's class list, as ``classes=`` is: a
+  label is one of its names or an index into it, and anything else (``waving``, ``-1``, ``²``) is an error
+  naming the file and line. The class list is its names, sorted, whether or not each has videos.
+- else with ``classes=``, integer labels index it and names must be in it.
+- else labels are class names, or, when every label is an integer, indices into the classes ``"0"``…``"N"``
+  (``N`` the largest label), as long as at least half of those occur: a sparse or huge index (``1000000``)
+  needs ``classes.txt`` to say what it counts, and so does a mix of integer and other labels.
+
+The class list is the sorted names of the classes that occur in any split (or those of ``classes.txt``),
+unless ``classes=`` is given: then its order is kept and any other label is an error.
 
 Listed paths are relative to ``DIR`` (an absolute path must lie inside it): a path that leaves ``DIR``
 (``../``) is an error, as is a file listed twice (in one split or in two). Symbolic links inside ``DIR``
@@ -41,6 +55,8 @@ from actionkit.errors import ActionkitError
 from actionkit.files import write_text_atomically
 
 SPLITS = ("train", "val", "test")
+ALL = "all"  # every sample, whatever its split; the split of every sample of a dataset that is not split
+SPLIT_NAMES = (*SPLITS, ALL)
 LAYOUTS = ("list", "folders", "csv")
 CLASSES_FILE = "classes.txt"
 PREFERRED_CSV = "labels.csv"
@@ -59,7 +75,8 @@ class DatasetError(ActionkitError):
 
 @dataclass(frozen=True)
 class VideoSample:
-    """One labelled video. ``path`` is absolute; ``label`` indexes :attr:`DatasetIndex.classes`."""
+    """One labelled video. ``path`` is absolute; ``label`` indexes :attr:`DatasetIndex.classes`; ``split``
+    is train, val or test, or ``"all"`` in a dataset that is not split."""
 
     path: Path
     label: int
@@ -77,19 +94,24 @@ class DatasetIndex:
     source: str = ""  # what was read, for describe(): "labels.csv, split by sequence: val = 9,10"
 
     def split(self, name: str) -> list[VideoSample]:
-        if name not in SPLITS:
-            raise ValueError(f"unknown split {name!r}: expected one of {', '.join(SPLITS)}")
-        return [s for s in self.samples if s.split == name]
+        """The samples of split ``name`` (train, val or test); ``"all"``: every sample, whatever its split."""
+        check_split_name(name)
+        return list(self.samples) if name == ALL else [s for s in self.samples if s.split == name]
 
     def counts(self) -> dict[str, int]:
-        """Samples per split, in SPLITS order (test only when it has samples)."""
+        """Samples per split, in SPLITS order (test only when it has samples); ``{"all": n}`` for a
+        dataset that is not split."""
         counts = Counter(s.split for s in self.samples)
+        if counts[ALL]:
+            return {ALL: counts[ALL]}
         return {name: counts[name] for name in SPLITS if name != "test" or counts[name]}
 
     def describe(self) -> str:
         """One line for the log: where, which layout, how many classes and samples per split."""
         source = f" ({self.source})" if self.source else ""
-        splits = " / ".join(f"{n} {name}" for name, n in self.counts().items())
+        counts = self.counts()
+        splits = (f"{counts[ALL]} videos, not split" if ALL in counts
+                  else " / ".join(f"{n} {name}" for name, n in counts.items()))
         return f"{self.root.name}: {self.layout} layout{source}, {len(self.classes)} classes, {splits}"
 
     def save_classes(self, path: str | Path) -> None:
@@ -139,15 +161,22 @@ def _checked_classes(classes: Sequence[str], source: str | Path) -> list[str]:
 
 def scan_dataset(root: str | Path, *, split_by: str | None = None, val: Sequence[str] | None = None,
                  test: Sequence[str] | None = None, classes: Sequence[str] | None = None,
-                 layout: str | None = None, need_split: bool = True) -> DatasetIndex:
+                 layout: str | None = None, need_split: bool = True, split: str = "train") -> DatasetIndex:
     """Index the dataset at ``root`` (a folder, or a CSV file): see the module docstring for the layouts.
 
     ``split_by``/``val``/``test`` assign splits in a CSV without a ``split`` column. ``classes`` fixes the
     class list and its order (a model's labels); ``layout`` ("list", "folders" or "csv") skips detection.
-    ``need_split=False`` accepts a CSV with no split at all (every row indexed as train), for work done
-    on every video whatever its split, such as flow targets.
-    Raises :class:`DatasetError` naming the file (and line) and the problem.
+    ``split`` is the split the caller uses: "train" (the default: training), "val" or "test" (evaluating
+    one split), or "all" (every video, whatever its split: checking a dataset, evaluating it whole). That
+    split must hold videos; nothing is asked of the others, so a dataset of test videos alone serves
+    ``split="test"``. Only "all" accepts a dataset that is not split (a CSV without a split column and
+    without ``split_by``, class folders directly in ``root``): its samples are in the split "all".
+    ``need_split=False`` is ``split="all"`` (for work done on every video, such as flow targets).
+    Raises :class:`DatasetError` naming the file (and line) and the problem; ``ValueError`` for an
+    unknown ``split`` or ``layout``.
     """
+    split = ALL if not need_split else split
+    check_split_name(split)
     root = Path(os.path.normpath(Path(root).expanduser().absolute()))
     if not root.exists():
         raise DatasetError(root, "no such dataset folder")
@@ -163,29 +192,48 @@ def scan_dataset(root: str | Path, *, split_by: str | None = None, val: Sequence
         raise ValueError(f"split_by/val/test assign splits in a CSV; {root} has the {layout} layout")
     known = _checked_classes(classes, "classes=") if classes is not None else None
     if layout == "folders":
-        index = _scan_folders(root, known)
+        index = _scan_folders(root, known, split)
     else:
         rows, source = (_read_lists(root) if layout == "list"
-                        else _read_csv(csv_file or _find_csv(root), split_by, val, test, need_split))
+                        else _read_csv(csv_file or _find_csv(root), split_by, val, test, split))
         index = _index_rows(root, layout, rows, known, source)
-    if not index.split("train"):
-        raise DatasetError(root, f"the train split is empty ({index.layout} layout)")
+    if not index.split(split):
+        empty = "the dataset holds no videos" if split == ALL else f"the {split} split is empty"
+        raise DatasetError(root, f"{empty} ({index.layout} layout)")
     return index
 
 
+def check_split_name(name: str) -> None:
+    """A ``ValueError`` unless ``name`` is a split a caller can ask for: train, val, test or all."""
+    if name not in SPLIT_NAMES:
+        raise ValueError(f"unknown split {name!r}: expected one of {', '.join(SPLIT_NAMES)}")
+
+
+def _whole_hint(split: str) -> str:
+    """For a caller evaluating one split of a dataset that is not split: the way to use all of it."""
+    return "" if split in ("train", ALL) else "; or use every video as one set, split='all' (CLI: --split all)"
+
+
 def _detect_layout(root: Path) -> str:
-    if (root / "train.txt").is_file():
+    if any((root / f"{split}.txt").is_file() for split in SPLITS):
         return "list"
-    if (root / "train").is_dir():
+    if any((root / split).is_dir() for split in SPLITS):
         return "folders"
     if any(_csv_files(root)):
         return "csv"
+    if any(entry.is_dir() and _holds_video(entry) for entry in filter(_visible, root.iterdir())):
+        return "folders"  # class folders directly in root: a dataset that is not split
     raise DatasetError(root, "no dataset layout found: looked for train.txt/val.txt list files, "
-                             "train/<class>/ val/<class>/ folders of videos, and a .csv with path,label columns")
+                             "train/<class>/ val/<class>/ folders of videos, a .csv with path,label columns, "
+                             "and <class>/ folders of videos")
+
+
+def _holds_video(folder: Path) -> bool:
+    return any(is_video_file(p) for p in folder.rglob("*"))
 
 
 def _sorted_samples(samples: list[VideoSample]) -> list[VideoSample]:
-    return sorted(samples, key=lambda s: (SPLITS.index(s.split), str(s.path)))
+    return sorted(samples, key=lambda s: (SPLIT_NAMES.index(s.split), str(s.path)))
 
 
 def _visible(path: Path) -> bool:
@@ -194,26 +242,29 @@ def _visible(path: Path) -> bool:
 
 # --- folder per class -------------------------------------------------------------------------------
 
-def _scan_folders(root: Path, known: list[str] | None) -> DatasetIndex:
+def _scan_folders(root: Path, known: list[str] | None, split: str) -> DatasetIndex:
+    present = [name for name in SPLITS if (root / name).is_dir()]
+    if not present and split != ALL:
+        raise DatasetError(root, "the class folders are not split: put them in train/<class>/ and "
+                                 f"val/<class>/ (and test/<class>/){_whole_hint(split)}")
     found: list[tuple[Path, str, str]] = []  # (video, class name, split)
-    for split in SPLITS:
-        split_dir = root / split
-        if not split_dir.is_dir():
-            continue
-        for entry in sorted(filter(_visible, split_dir.iterdir())):
+    for name, folder in ([(name, root / name) for name in present] or [(ALL, root)]):
+        where = f"{name}/" if name != ALL else "the dataset folder"
+        for entry in sorted(filter(_visible, folder.iterdir())):
             if is_video_file(entry):
-                raise DatasetError(entry, f"video directly in {split}/: put it in a class folder {split}/<class>/")
+                inside = f"{name}/<class>/" if name != ALL else "<class>/"
+                raise DatasetError(entry, f"video directly in {where}: put it in a class folder {inside}")
             if entry.is_dir():
-                found.extend((video, entry.name, split) for video in _class_videos(entry))
+                found.extend((video, entry.name, name) for video in _class_videos(entry))
     classes = known or sorted({name for _, name, _ in found})
     position = {name: i for i, name in enumerate(classes)}
     samples = []
-    for video, name, split in found:
+    for video, name, in_split in found:
         if name not in position:
-            raise DatasetError(root / split / name, f"class {name!r} is not in the given class list")
-        samples.append(VideoSample(video, position[name], split))
-    present = [split for split in SPLITS if (root / split).is_dir()]
-    source = " ".join(f"{split}/<class>/" for split in present)
+            folder = root / in_split / name if in_split != ALL else root / name
+            raise DatasetError(folder, f"class {name!r} is not in the given class list")
+        samples.append(VideoSample(video, position[name], in_split))
+    source = " ".join(f"{name}/<class>/" for name in present) or "<class>/"
     return DatasetIndex(root, "folders", classes, _sorted_samples(samples), source)
 
 
@@ -278,14 +329,14 @@ def _find_csv(root: Path) -> Path:
 
 
 def _read_csv(path: Path, split_by: str | None, val: Sequence[str] | None,
-              test: Sequence[str] | None, need_split: bool = True) -> tuple[list[_Row], str]:
+              test: Sequence[str] | None, split: str) -> tuple[list[_Row], str]:
     reader = csv.DictReader(io.StringIO(_read_text(path)), skipinitialspace=True)
     columns = [c.strip() for c in reader.fieldnames or []]
     reader.fieldnames = columns
     missing = [c for c in ("path", "label") if c not in columns]
     if missing:
         raise DatasetError(path, f"no {' or '.join(missing)} column (columns: {', '.join(columns) or 'none'})")
-    assign, source = _split_rule(path, columns, split_by, val, test, need_split)
+    assign, source = _split_rule(path, columns, split_by, val, test, split)
     rows, seen = [], set()
     for record in _csv_records(path, reader):
         if None in record or any(record[c] is None for c in columns):
@@ -310,8 +361,9 @@ def _csv_records(path: Path, reader: csv.DictReader) -> Iterator[dict]:
 
 
 def _split_rule(path: Path, columns: list[str], split_by: str | None, val: Sequence[str] | None,
-                test: Sequence[str] | None, need_split: bool = True) -> tuple[Callable[[dict, int], str], str]:
-    """How a CSV row gets its split: its ``split`` column, or ``split_by``'s value in ``val``/``test``."""
+                test: Sequence[str] | None, split: str) -> tuple[Callable[[dict, int], str], str]:
+    """How a CSV row gets its split: its ``split`` column, or ``split_by``'s value in ``val``/``test``, or,
+    for a caller that uses every video (``split="all"``) of a CSV without either, "all"."""
     if "split" in columns:
         if split_by or val or test:
             raise DatasetError(path, "has a split column: split_by/val/test would override it; leave them out")
@@ -321,21 +373,23 @@ def _split_rule(path: Path, columns: list[str], split_by: str | None, val: Seque
                 raise DatasetError(path, f"split {record['split']!r} is not one of {', '.join(SPLITS)}", line)
             return record["split"]
         return from_column, path.name
-    if not need_split and not split_by and not val and not test:
-        return (lambda record, line: "train"), f"{path.name}, every row (no split)"
-    if not split_by or not val:
+    if split == ALL and not split_by and not val and not test:
+        return (lambda record, line: ALL), path.name
+    if not split_by or not (val or test):
         raise DatasetError(path, "no split column: pass split_by=COLUMN and val=[values] "
-                                 "(CLI: --split-by COLUMN --val V1,V2) to choose the validation rows")
+                                 "(CLI: --split-by COLUMN --val V1,V2) to choose the validation rows"
+                                 + _whole_hint(split))
     if split_by not in columns:
         raise DatasetError(path, f"no column {split_by!r} to split by (columns: {', '.join(columns)})")
-    val_set, test_set = {str(v) for v in val}, {str(v) for v in test or ()}
+    val_set, test_set = {str(v) for v in val or ()}, {str(v) for v in test or ()}
     if val_set & test_set:
         raise ValueError(f"values in both val and test: {', '.join(sorted(val_set & test_set))}")
 
     def by_value(record: dict, line: int) -> str:
         value = record[split_by]
         return "val" if value in val_set else "test" if value in test_set else "train"
-    rule = f"val = {','.join(map(str, val))}" + (f", test = {','.join(map(str, test))}" if test else "")
+    rule = ", ".join(f"{name} = {','.join(map(str, values))}" for name, values in (("val", val), ("test", test))
+                     if values)
     return by_value, f"{path.name}, split by {split_by}: {rule}"
 
 
@@ -348,12 +402,20 @@ def _check_split_values(path: Path, split_by: str, wanted: list, seen: set[str])
 
 
 def _natural_key(text: str) -> tuple:
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
+    """``"set10"`` after ``"set9"``: runs of ASCII digits compare as numbers (other digits, such as
+    ``"²"``, as text; they pass ``str.isdigit()`` but not ``int()``)."""
+    return tuple(_number_key(t) if i % 2 else t for i, t in enumerate(re.split(r"([0-9]+)", text)))
+
+
+def _number_key(digits: str) -> tuple[int, str]:
+    """ASCII digits in numeric order without ``int()`` (which refuses over 4300 digits)."""
+    significant = digits.lstrip("0")
+    return len(significant), significant
 
 
 def _index_rows(root: Path, layout: str, rows: list[_Row], known: list[str] | None, source: str) -> DatasetIndex:
-    names, default = _label_names(root, rows, known)
-    classes = known or default or sorted(set(names))
+    names, implied = _label_names(root, rows, known)
+    classes = known or implied or sorted(set(names))
     position = {name: i for i, name in enumerate(classes)}
     samples, missing, first_row = [], [], {}
     for row, name in zip(rows, names):
@@ -374,31 +436,74 @@ def _index_rows(root: Path, layout: str, rows: list[_Row], known: list[str] | No
     return DatasetIndex(root, layout, classes, _sorted_samples(samples), source)
 
 
+_INDEX = re.compile(r"[0-9]+")  # a class index: ASCII digits only ("²" and "٣" pass str.isdigit())
+_SIGNED = re.compile(r"[+-][0-9]+")
+_HUGE = 10 ** 18
+
+
+def _index_of(label: str) -> int:
+    """The value of an ASCII-digit label, at most 10**18 (``int()`` refuses over 4300 digits)."""
+    significant = label.lstrip("0")
+    return int(significant or "0") if len(significant) <= 18 else _HUGE
+
+
 def _label_names(root: Path, rows: list[_Row], known: list[str] | None) -> tuple[list[str], list[str] | None]:
-    """Each row's class name (an integer label becomes the name it indexes) and, when the labels are bare
-    integers with no names anywhere, the class list "0"…"N" that keeps what they index."""
+    """Each row's class name (an integer label becomes the name it indexes) and the class list the
+    dataset itself gives, if any: its classes.txt (sorted), or "0"…"N" for bare integer labels."""
     names_file = root / CLASSES_FILE
-    default = None
     if names_file.is_file():
-        table, table_source = load_classes(names_file), str(names_file)
-    elif known is not None:
-        table, table_source = known, "classes="
-    elif rows and all(row.label.isdigit() for row in rows):
-        table = default = [str(i) for i in range(max(int(row.label) for row in rows) + 1)]
-        table_source = "the integer labels"
-    else:
-        return [row.label for row in rows], None
-    named = set(table)
-    names = []
+        table = load_classes(names_file)
+        return _names_in(rows, table, names_file), sorted(table)
+    if known is not None:
+        return _names_in(rows, known, None), None
+    return _bare_names(root, rows)
+
+
+def _names_in(rows: list[_Row], table: list[str], source: Path | None) -> list[str]:
+    """The rows' labels as names of ``table`` (``source``'s classes; None: ``classes=``): each label is a
+    name in it or an index into it; anything else is an error naming the row's file and line."""
+    named, names = set(table), []
     for row in rows:
-        if row.label in named or not row.label.isdigit():
+        if row.label in named:
             names.append(row.label)
-        elif int(row.label) < len(table):
-            names.append(table[int(row.label)])
-        else:
-            raise DatasetError(row.file, f"label index {row.label} is out of range: {table_source} "
+        elif _INDEX.fullmatch(row.label) and _index_of(row.label) < len(table):
+            names.append(table[_index_of(row.label)])
+        elif _INDEX.fullmatch(row.label) or _SIGNED.fullmatch(row.label):
+            raise DatasetError(row.file, f"label index {row.label} is out of range: {source or 'classes='} "
                                          f"has {len(table)} classes", row.line)
-    return names, default
+        else:
+            where = f": not in {source}" if source else ""
+            raise DatasetError(row.file, f"unknown label {row.label!r}{where} (classes: {_short_list(table)})",
+                               row.line)
+    return names
+
+
+def _bare_names(root: Path, rows: list[_Row]) -> tuple[list[str], list[str] | None]:
+    """Labels with no class list to read them by: names, or all integers indexing "0"…"N" when at least
+    half of those occur (a label of 1000000 would otherwise invent a million classes). A number that is
+    no index (``-1``) and a mix of numbers and names are errors: only a classes.txt can say what they mean."""
+    numeric = [bool(_INDEX.fullmatch(row.label) or _SIGNED.fullmatch(row.label)) for row in rows]
+    if not any(numeric):
+        return [row.label for row in rows], None
+    names_file = root / CLASSES_FILE
+    advice = f"without {names_file} (one class name a line) to name the indices, labels are all names or all indices"
+    first, where = rows[0], f"{rows[0].file.name}:{rows[0].line}"
+    odd = next((row for row, number in zip(rows, numeric) if number != numeric[0]), None)
+    if odd is not None:  # numbers and names mixed
+        kind = (f"is not a class index (0, 1, 2, …), while {where} is a number ({first.label})" if numeric[0]
+                else f"is a number, while {where} names its class ({first.label!r})")
+        raise DatasetError(odd.file, f"label {odd.label!r} {kind}: {advice}", odd.line)
+    odd = next((row for row in rows if not _INDEX.fullmatch(row.label)), None)
+    if odd is not None:  # -1, +2
+        raise DatasetError(odd.file, f"label {odd.label!r} is not a class index (0, 1, 2, …): {advice}", odd.line)
+    values = [_index_of(row.label) for row in rows]
+    top, used = max(values), len(set(values))
+    if top + 1 > 2 * used:
+        row = rows[values.index(top)]
+        raise DatasetError(row.file, f"label index {row.label} would make that many classes (\"0\" onwards) for "
+                                     f"{used} label(s) in use: add {names_file} (one class name a line) to name the "
+                                     "classes the indices count", row.line)
+    return [str(v) for v in values], [str(i) for i in range(top + 1)]
 
 
 def _inside(root: Path, row: _Row) -> Path:

@@ -24,7 +24,7 @@ import torch
 from actionkit.data.transforms import short_side_size
 from actionkit.data.video import as_frames, read_video
 from actionkit.errors import VideoError, VideoNotFoundError
-from actionkit.files import write_atomically
+from actionkit.files import ensure_writable_folder, write_atomically
 from actionkit.progress import progress_bar
 
 # Bumped whenever what a cache entry holds changes for the same settings (its key includes it).
@@ -183,7 +183,8 @@ class FlowCache:
     Entries live in ``root/<config.key()>/`` and are named after the video's resolved path, size and
     modification time: a changed video or setting is a new key, so nothing stale is ever read. Entries
     are written to a temporary file and renamed, so they are always whole (an interrupted run leaves
-    no half entry). Old entries of changed videos stay on disk until the folder is deleted.
+    no half entry); a cache that cannot be written raises :class:`~actionkit.errors.OutputError` naming the
+    entry. Old entries of changed videos stay on disk until the folder is deleted.
     """
 
     def __init__(self, root: str | Path | None, config: FlowConfig) -> None:
@@ -225,7 +226,6 @@ class FlowCache:
     def _write(self, path: Path, q: np.ndarray) -> None:
         if q.dtype != np.uint8 or q.ndim != 4 or q.shape[-1] != 2:
             raise ValueError(f"a flow entry is uint8 (T-1)×h×w×2, got {q.dtype} {q.shape}")
-        path.parent.mkdir(parents=True, exist_ok=True)
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to the temporary name
@@ -264,7 +264,9 @@ def _compute_entry(video: str, root: str, config: FlowConfig) -> str | None:
 def precompute_flows(videos: Sequence[str | Path], cache: FlowCache, workers: int = 2,
                      progress: bool = True) -> PrecomputeReport:
     """Compute the missing entries of ``videos`` in ``workers`` processes (so an interrupted run resumes
-    where it stopped). A video that cannot be decoded is reported in ``failed``; the others go on."""
+    where it stopped). A video that cannot be decoded is reported in ``failed``; the others go on. A cache
+    folder that cannot be written is an :class:`~actionkit.errors.OutputError` before any flow is computed
+    (or, when the disk fills up meanwhile, as soon as an entry cannot be stored)."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     start = time.perf_counter()
@@ -279,6 +281,7 @@ def precompute_flows(videos: Sequence[str | Path], cache: FlowCache, workers: in
         except VideoError as e:
             report.failed.append((video, str(e)))
     if missing:
+        ensure_writable_folder(cache.directory)
         errors = _run_workers(missing, cache, workers, progress)
         for video in missing:  # reported in the order given
             if errors[video] is None:

@@ -1,5 +1,11 @@
 """Frames of a video file or a live source (HTTP / RTSP URL, webcam device), decoded in order, a chunk
-at a time, so nothing holds more than a chunk of full-size frames. Errors name the source."""
+at a time, so nothing holds more than a chunk of full-size frames. Errors name the source.
+
+Frames come upright (the display rotation applied, :func:`~actionkit.data.video.frame_to_rgb`). A file is
+held to the strict rule of :func:`~actionkit.data.video.read_video`: a decode error, or a decode that
+reaches the end with fewer than :data:`~actionkit.data.video.TRUNCATION_RATIO` of the frames the header
+declares, is a :class:`~actionkit.errors.CorruptVideoError`. A live source has no declared length: a
+failed read is a :class:`StreamError` and its end is the end of the stream."""
 
 from __future__ import annotations
 
@@ -11,10 +17,12 @@ import av
 import numpy as np
 
 from actionkit.data.video import (
+    check_frame_count,
     decoded_frames,
     decoding_failed,
     error_reason,
     frame_rate,
+    frame_to_rgb,
     open_video,
     video_stream,
 )
@@ -63,11 +71,12 @@ class FrameSource:
         self.decoded = 0
 
     def chunks(self, size: int = 16) -> Iterator[np.ndarray]:
-        """size×H×W×3 uint8 RGB chunks (the last may be shorter) until the end of the video or stream."""
+        """size×H×W×3 uint8 RGB chunks (the last may be shorter) until the end of the video or stream; for
+        a file, the truncation rule is applied when its end is reached (see the module docstring)."""
         chunk: list[np.ndarray] = []
         try:
             for frame in self.container.decode(self.stream):
-                chunk.append(frame.to_ndarray(format="rgb24"))
+                chunk.append(frame_to_rgb(frame))
                 self.decoded += 1
                 if len(chunk) == size:
                     yield np.stack(chunk)
@@ -77,21 +86,28 @@ class FrameSource:
                 raise StreamError(f"{self.name}: the stream failed after frame {self.decoded} ({error_reason(e)})"
                                   f"{self._index_last_hint()}") from None
             raise decoding_failed(self.name, self.decoded, self.declared_frames, e) from None
-        if chunk:
-            yield np.stack(chunk)
         if not self.decoded:
             raise EmptyVideoError(self.name, "has no decodable frames")
+        if not self.live:
+            check_frame_count(self.name, self.decoded, self.declared_frames)
+        if chunk:
+            yield np.stack(chunk)
 
     def frames_at(self, indices: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         """``(index, H×W×3 uint8 RGB)`` for the sorted frame ``indices`` (in decoding order), converting
-        only those frames and stopping after the last; indices past the end of the video are not yielded."""
+        only those frames and stopping after the last; indices past the end of the video are not yielded.
+        A file that ends before the last index is held to the truncation rule (module docstring)."""
         wanted, last = set(indices), max(indices, default=-1)
         if last < 0:
             return
         for index, frame in decoded_frames(self.container, self.stream, self.name, last):
             self.decoded = index + 1
             if index in wanted:
-                yield index, frame.to_ndarray(format="rgb24")
+                yield index, frame_to_rgb(frame)
+        if self.decoded <= last and not self.live:  # the file ended before the last index
+            if not self.decoded:
+                raise EmptyVideoError(self.name, "has no decodable frames")
+            check_frame_count(self.name, self.decoded, self.declared_frames)
 
     def _index_last_hint(self) -> str:
         """Why an MP4 / MOV over HTTP can open and then fail at its first frame: its index (moov) sits at

@@ -6,11 +6,25 @@ Randomness comes from a generator seeded by (seed, epoch, sample index), so a ru
 whatever the number of workers, and a resumed epoch sees the same clips. The epoch travels with each
 request: the sampler yields ``(epoch, index)`` keys, so persistent workers (which hold their own copy
 of the dataset) always know it.
+
+Worker processes never outlive their use: each exits as soon as the process that made its loader ends,
+however it ends (``kill -9`` included), and :func:`worker_processes` stops the workers, the fork server
+and the resource tracker that a library call started when the call returns.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import multiprocessing
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence
@@ -175,7 +189,8 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return len(self.base) if self.base is not None else self.size
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(owner: int, _: int) -> None:
+    _exit_with(owner)
     torch.set_num_threads(1)  # workers resize with torch; one thread each avoids oversubscription
     try:
         import cv2
@@ -183,6 +198,126 @@ def _worker_init(_: int) -> None:
         cv2.setNumThreads(1)
     except ImportError:
         pass
+
+
+def _exit_with(owner: int) -> None:
+    """In a loader worker: exit as soon as process ``owner`` (the one iterating the loader) has ended.
+
+    A worker's parent is the fork server, not ``owner``, and the fork server stays up while any worker
+    holds its "alive" pipe, so neither would notice a killed training process: they would live on,
+    re-parented to init. A daemon thread waits on ``owner`` (a pidfd where Linux has one, else polling)
+    and ends the worker at once (``os._exit``: no teardown, nothing left to flush); with no workers left,
+    the fork server and the resource tracker then exit by themselves. On Linux the worker is also killed
+    when the fork server dies (``PR_SET_PDEATHSIG``)."""
+    _kill_me_with_my_parent()
+    try:
+        pidfd: int | None = os.pidfd_open(owner)
+    except (AttributeError, OSError):  # no pidfd (macOS, old kernels), or owner already gone
+        pidfd = None
+    threading.Thread(target=_wait_then_exit, args=(owner, pidfd), name="actionkit-owner-watch", daemon=True).start()
+
+
+def _wait_then_exit(owner: int, pidfd: int | None) -> None:
+    if pidfd is not None:
+        select.select([pidfd], [], [])  # readable once the process has ended (zombie or reaped)
+    else:
+        while _is_running(owner):
+            time.sleep(0.5)
+    os._exit(0)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_me_with_my_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+_scopes: list[weakref.WeakSet] = []  # the open worker_processes() blocks: the loaders made inside each
+
+
+def close_loader(loader: DataLoader) -> None:
+    """Stop ``loader``'s worker processes now (persistent workers otherwise live until the loader is
+    garbage collected, which a reference cycle or a traceback can put off); iterating it again starts
+    new ones."""
+    iterator = getattr(loader, "_iterator", None)
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+    if iterator is not None:
+        loader._iterator = None
+
+
+@contextmanager
+def worker_processes() -> Iterator[None]:
+    """A block that leaves no child process behind: on leaving it (returning or raising), the workers of
+    every loader :func:`make_loader` made inside are stopped, and so are the fork server and
+    multiprocessing's resource tracker when they were started inside and no other process of ours uses
+    them (on Linux, where ``/proc`` tells; elsewhere they stay up, idle, for the next block). A library
+    call that iterates loaders (``finetune``) runs inside one."""
+    before = _helper_pids()
+    made: weakref.WeakSet = weakref.WeakSet()
+    _scopes.append(made)
+    try:
+        yield
+    finally:
+        _scopes.remove(made)
+        for loader in list(made):
+            close_loader(loader)
+        _stop_helpers(before)
+
+
+def _helper_pids() -> tuple[int | None, int | None]:
+    """The pids of multiprocessing's fork server and resource tracker (None: not running)."""
+    from multiprocessing import forkserver, resource_tracker
+
+    server = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    tracker = getattr(getattr(resource_tracker, "_resource_tracker", None), "_pid", None)
+    return server, tracker
+
+
+def _stop_helpers(before: tuple[int | None, int | None]) -> None:
+    """Stop the fork server and the resource tracker if they were started since ``before`` and nothing
+    else uses them: the server has no live children, and this process no live child but the tracker
+    (each holds the tracker's pipe). Their ``_stop`` waits for them to exit, hence the checks."""
+    from multiprocessing import forkserver, resource_tracker
+
+    server, tracker = _helper_pids()
+    if server is not None and server != before[0] and _live_children(server) == []:
+        forkserver._forkserver._stop()
+    if tracker is not None and tracker != before[1] and _live_children(os.getpid()) == [tracker]:
+        resource_tracker._resource_tracker._stop()
+
+
+def _live_children(pid: int) -> list[int] | None:
+    """The children of ``pid`` that have not exited (Linux ``/proc``), None where that cannot be read."""
+    try:
+        listed = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                  for c in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        return None
+    live = []
+    for child in listed:
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            live.append(child)
+    return live
 
 
 def make_loader(dataset: ClipDataset, batch_size: int, *, shuffle: bool = True, workers: int = 2,
@@ -196,7 +331,8 @@ def make_loader(dataset: ClipDataset, batch_size: int, *, shuffle: bool = True, 
     pool in whatever state the parent left it, which deadlocked; spawned workers start clean but run a
     full interpreter teardown on exit, which aborted workers stopped mid-clip ("terminate called without
     an active exception"). Forking from a clean server process avoids both. Workers persist across
-    epochs, so their start-up is paid once per run.
+    epochs, so their start-up is paid once per run. They exit when the calling process ends, and when
+    a :func:`worker_processes` block around the loader's use ends (or :func:`close_loader`).
     """
     base = None
     if shard and torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -204,12 +340,15 @@ def make_loader(dataset: ClipDataset, batch_size: int, *, shuffle: bool = True, 
 
         base = DistributedSampler(range(len(dataset)), shuffle=shuffle, seed=dataset.seed, drop_last=drop_last)
     sampler = EpochSampler(len(dataset), dataset.seed, shuffle=shuffle, base=base)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=torch.cuda.is_available(), drop_last=drop_last,
-                      persistent_workers=workers > 0, prefetch_factor=prefetch if workers else None,
-                      worker_init_fn=_worker_init if workers else None,
-                      generator=torch.Generator().manual_seed(dataset.seed),
-                      multiprocessing_context=_worker_context() if workers else None)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                        pin_memory=torch.cuda.is_available(), drop_last=drop_last,
+                        persistent_workers=workers > 0, prefetch_factor=prefetch if workers else None,
+                        worker_init_fn=functools.partial(_worker_init, os.getpid()) if workers else None,
+                        generator=torch.Generator().manual_seed(dataset.seed),
+                        multiprocessing_context=_worker_context() if workers else None)
+    if _scopes:
+        _scopes[-1].add(loader)
+    return loader
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:

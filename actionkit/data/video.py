@@ -36,6 +36,12 @@ _CONTAINER_SIGNATURES = (
     (0, b"RIFF"), (0, b"GIF8"), (0, b"\x1a\x45\xdf\xa3"),  # AVI, GIF, Matroska/WebM
     (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"), (0, b"FLV"), (0, b"OggS"),  # MPEG-PS, FLV, Ogg
 )
+# Sizes of a BMP file's DIB header (the four bytes after its 14-byte file header), which tell a BMP from
+# other data that happens to start with "BM".
+_BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
+# FFmpeg's still-image demuxers are named "<format>_pipe" (plus image2 / image2pipe); GIF is a video, and an
+# animated WebP is told apart by its header before FFmpeg sees it.
+_IMAGE_DEMUXERS_THAT_ARE_VIDEO = frozenset({"gif_pipe", "webp_pipe"})
 
 
 @dataclass
@@ -57,21 +63,53 @@ def _looks_like_video_container(path: Path) -> bool:
     return any(head[offset:offset + len(magic)] == magic for offset, magic in _CONTAINER_SIGNATURES)
 
 
+def still_image_kind(path: Path) -> str | None:
+    """The format of ``path`` when its leading bytes are a still image ("JPEG", "PNG", "BMP", "WebP",
+    "TIFF"), else None. Animated PNG (APNG) and animated WebP are not still images; GIF is never one."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        image_data = head.find(b"IDAT")  # APNG: an animation control chunk comes before the image data
+        return None if b"acTL" in (head[:image_data] if image_data >= 0 else head) else "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        animated = head[12:16] == b"VP8X" and len(head) > 20 and head[20] & 0x02
+        return None if animated else "WebP"
+    if head[:2] == b"BM" and int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES:
+        return "BMP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    return None
+
+
 def open_video(path: Path) -> av.container.InputContainer:
     """The opened container of ``path``, or the :class:`~actionkit.errors.VideoError` saying why not
-    (missing, a folder, empty, corrupt, or not a video)."""
+    (missing, a folder, empty, corrupt, a still image, or not a video). A still image, which FFmpeg
+    would open as a one-frame video, is a :class:`NotAVideoError` saying "is an image (JPEG), not a
+    video" (or PNG, BMP, WebP, ...), whatever the file is called; GIF is a video."""
     if not path.exists():
         raise VideoNotFoundError(path, "no such file")
     if path.is_dir():
         raise NotAVideoError(path, "is a directory, not a video file")
     if path.stat().st_size == 0:
         raise EmptyVideoError(path, "the file is empty (0 bytes)")
+    image = still_image_kind(path)
+    if image:
+        raise NotAVideoError(path, f"is an image ({image}), not a video")
     try:
-        return av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as e:
         if _looks_like_video_container(path):
             raise CorruptVideoError(path, f"cannot be opened: truncated or corrupt ({error_reason(e)})") from None
         raise NotAVideoError(path, "not a video file (no known container format)") from None
+    demuxer = container.format.name
+    if demuxer in ("image2", "image2pipe") or (demuxer.endswith("_pipe")
+                                                 and demuxer not in _IMAGE_DEMUXERS_THAT_ARE_VIDEO):
+        container.close()
+        kind = demuxer.removesuffix("_pipe").upper() if demuxer.endswith("_pipe") else "a still image format"
+        raise NotAVideoError(path, f"is an image ({kind}), not a video")
+    return container
 
 
 def error_reason(error: Exception) -> str:
@@ -82,7 +120,8 @@ def error_reason(error: Exception) -> str:
 
 @dataclass
 class VideoInfo:
-    """What a full decode of a video found: decodable frame count, frame rate and frame size."""
+    """What a full decode of a video found: decodable frame count, frame rate and frame size as shown
+    (after the display rotation; see :func:`frame_to_rgb`)."""
 
     path: str
     num_frames: int
@@ -115,6 +154,33 @@ def frame_rate(stream: av.video.stream.VideoStream) -> float:
     """Frames per second from the stream's header (0.0 when it gives none)."""
     rate = stream.average_rate or stream.guessed_rate
     return float(rate) if rate else 0.0
+
+
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """``frame`` as H×W×3 uint8 RGB, the way players show it: turned by the rotation of its display matrix
+    (a phone's portrait video, coded landscape with a -90° matrix, comes out portrait). Rotations are
+    quarter turns; another angle is rounded to the nearest one."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = display_turns(frame)
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def display_turns(frame: av.VideoFrame) -> int:
+    """Quarter turns counter-clockwise (0-3) that the display matrix of ``frame`` asks for."""
+    return round(frame.rotation / 90) % 4
+
+
+def displayed_size(frame: av.VideoFrame) -> tuple[int, int]:
+    """(width, height) of ``frame`` as :func:`frame_to_rgb` returns it."""
+    return (frame.height, frame.width) if display_turns(frame) % 2 else (frame.width, frame.height)
+
+
+def check_frame_count(name: str | Path, count: int, declared: int) -> None:
+    """The strict rule for a file decoded to its end: :class:`CorruptVideoError` when it yielded fewer than
+    :data:`TRUNCATION_RATIO` of the ``declared`` frames (0: the header declares none, nothing to check)."""
+    if count < TRUNCATION_RATIO * declared:
+        raise CorruptVideoError(name, f"truncated or damaged: only {count} of the {declared} frames "
+                                      "its header declares could be decoded")
 
 
 def decoding_failed(name: str | Path, count: int, declared: int, error: Exception) -> VideoError:
@@ -153,21 +219,21 @@ def _decode(path: Path, keep: Callable[[int], bool], last: int | None = None,
 
 def _keep_frames(path: Path, stream: av.video.stream.VideoStream, numbered: Iterator[tuple[int, av.VideoFrame]],
                  keep: Callable[[int], bool], last: int | None) -> tuple[VideoInfo, dict[int, np.ndarray]]:
-    """Run through ``numbered`` ``(index, frame)`` pairs in display order, converting to RGB the frames
-    ``keep`` wants; :class:`EmptyVideoError` without any frame, and (a full decode, ``last`` None) the
-    truncation rule of :func:`read_video`."""
+    """Run through ``numbered`` ``(index, frame)`` pairs in display order, converting to RGB (upright:
+    :func:`frame_to_rgb`) the frames ``keep`` wants; :class:`EmptyVideoError` without any frame, and (a
+    full decode, ``last`` None) the truncation rule of :func:`check_frame_count`."""
     frames: dict[int, np.ndarray] = {}
     count, width, height = 0, 0, 0
     for index, frame in numbered:
-        width, height, count = frame.width, frame.height, index + 1
+        count = index + 1
+        if not width:
+            width, height = displayed_size(frame)
         if keep(index):
-            frames[index] = frame.to_ndarray(format="rgb24")
+            frames[index] = frame_to_rgb(frame)
     if not count:
         raise EmptyVideoError(path, "has no decodable frames")
-    declared = stream.frames or 0
-    if last is None and count < TRUNCATION_RATIO * declared:
-        raise CorruptVideoError(path, f"truncated or damaged: only {count} of the {declared} frames "
-                                      "its header declares could be decoded")
+    if last is None:
+        check_frame_count(path, count, stream.frames or 0)
     return VideoInfo(str(path), count, frame_rate(stream), width, height), frames
 
 
@@ -206,7 +272,9 @@ def _decode_wanted_in(path: Path, container: av.container.InputContainer, stream
 
 
 def read_video(path: str | Path) -> DecodedVideo:
-    """Decode every frame of ``path`` as RGB. Grayscale and other pixel formats are converted.
+    """Decode every frame of ``path`` as RGB, upright (:func:`frame_to_rgb`), all held in memory: for
+    short videos; :func:`read_planned_frames` and :func:`read_frames` hold only the frames they return.
+    Grayscale and other pixel formats are converted.
 
     Raises :class:`VideoNotFoundError`, :class:`NotAVideoError`, :class:`CorruptVideoError` (decoding
     failed: truncated or damaged data, with the frame where it stopped) or :class:`EmptyVideoError`.
@@ -215,10 +283,29 @@ def read_video(path: str | Path) -> DecodedVideo:
     return DecodedVideo(info.path, np.stack(list(frames.values())), info.fps)
 
 
-def probe_video(path: str | Path) -> VideoInfo:
+def probe_video(path: str | Path, threads: DecodeThreads = "AUTO") -> VideoInfo:
     """Decode ``path`` fully without keeping frames: the same checks (and errors) as :func:`read_video`,
-    for scanning a dataset."""
-    return _decode(Path(path), keep=lambda i: False)[0]
+    for scanning a dataset, in memory that does not grow with the video's length."""
+    return _decode(Path(path), keep=lambda i: False, threads=threads)[0]
+
+
+def count_packets(path: str | Path) -> int:
+    """The frames of ``path``'s video stream counted from its packets, demuxed without decoding (a pass
+    that reads the file but decodes and holds nothing): one packet per frame in the containers whose
+    header gives no count (Matroska, WebM, MPEG-TS, ...). Packets the container marks to be discarded are
+    not counted; a read error ends the count (the decode that follows reports the damage)."""
+    path = Path(path)
+    container = open_video(path)
+    count = 0
+    with container:
+        stream = video_stream(container, path)
+        try:
+            for packet in container.demux(stream):
+                if packet.size and not packet.is_discard:
+                    count += 1
+        except av.error.FFmpegError:
+            pass
+    return count
 
 
 def read_frames(path: str | Path, indices: Sequence[int], threads: DecodeThreads = "AUTO") -> np.ndarray:
@@ -240,28 +327,43 @@ def read_frames(path: str | Path, indices: Sequence[int], threads: DecodeThreads
 def read_planned_frames(path: str | Path, wanted_for: Callable[[int], np.ndarray],
                         threads: DecodeThreads = "AUTO") -> tuple[int, dict[int, np.ndarray]]:
     """Decode only what a clip plan needs: ``(num_frames, {index: H×W×3 frame})`` for the indices
-    ``wanted_for(num_frames)`` returns.
+    ``wanted_for(num_frames)`` returns. Memory holds the wanted frames, never the whole video, in any
+    container.
 
-    The plan is made from the frame count in the container header, so decoding stops after the last
-    wanted frame, H.264 / HEVC frames neither wanted nor referenced are skipped, and only wanted frames
-    are converted to RGB. Without a count in the header, or when the video ends before the frames the
-    header promised, it falls back to a full decode and plans with the real count, so the clips are those
-    a full decode would give. ``threads``: see :data:`DecodeThreads`. Raises the :class:`VideoError`
-    subclasses of :func:`read_video`.
+    The plan is made from the frame count in the container header or, in containers whose header has
+    none (Matroska, WebM, MPEG-TS, ...), from the stream's packets (:func:`count_packets`). Decoding then
+    stops after the last wanted frame, H.264 / HEVC frames neither wanted nor referenced are skipped, and
+    only wanted frames are converted to RGB (upright: :func:`frame_to_rgb`). When the video ends before
+    a wanted frame (the count promised frames it does not have), its frames are counted by a decode that
+    keeps none, under the truncation rule of :func:`read_video`, and the plan made from that count is
+    decoded, so the clips are those a full decode would give. ``threads``: see :data:`DecodeThreads`.
+    Raises the :class:`VideoError` subclasses of :func:`read_video`.
     """
     path = Path(path)
+    wanted: set[int] = set()
+    decoded = None
     container = open_video(path)
     with container:  # one open: the header's count plans the clips, then the same container decodes them
         stream = video_stream(container, path, threads)
-        declared = stream.frames or 0
-        wanted = {int(i) for i in wanted_for(declared)} if declared > 0 else set()
-        decoded = _decode_wanted_in(path, container, stream, wanted) if wanted else None
+        count = int(stream.frames or 0)
+        if count:
+            wanted = {int(i) for i in wanted_for(count)}
+            decoded = _decode_wanted_in(path, container, stream, wanted)
+    if not count:  # no count in the header: count the packets, and decode what that plan wants
+        count = count_packets(path)
+        wanted = {int(i) for i in wanted_for(count)} if count else set()
+        decoded = _decode_wanted(path, wanted, threads) if wanted else None
     if wanted:
-        info, frames = decoded or _decode_in_order(path, wanted, threads)
+        _, frames = decoded or _decode_in_order(path, wanted, threads)
         if len(frames) == len(wanted):
-            return declared, frames
-    info, everything = _decode(path, keep=lambda i: True, threads=threads)
-    return info.num_frames, {int(i): everything[int(i)] for i in wanted_for(info.num_frames)}
+            return count, frames
+    count = probe_video(path, threads).num_frames  # the real count, holding no frame
+    wanted = {int(i) for i in wanted_for(count)}
+    _, frames = _decode_wanted(path, wanted, threads)
+    if len(frames) < len(wanted):
+        raise CorruptVideoError(path, f"frame {max(wanted - set(frames))} of {count} could not be decoded "
+                                      "a second time: damaged")
+    return count, frames
 
 
 def as_frames(video: np.ndarray, name: str) -> np.ndarray:
@@ -287,13 +389,14 @@ def is_video_file(path: Path) -> bool:
 
 def expand_video_paths(paths: list[Path]) -> list[Path]:
     """Folders become the video files inside them (recursively, sorted); files are kept as given
-    (a missing or non-video file is reported when it is decoded)."""
+    (a missing or non-video file is reported when it is decoded). A folder holding no video file raises
+    :class:`NotAVideoError` naming it."""
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if is_video_file(p))
             if not found:
-                raise VideoError(path, f"folder holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+                raise NotAVideoError(path, f"folder holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
             out.extend(found)
         else:
             out.append(path)

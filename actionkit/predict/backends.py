@@ -2,7 +2,8 @@
 
 - ``torch``: the I3D in PyTorch (CPU or CUDA).
 - ``onnxruntime``: an exported ``model.onnx``; the CUDA provider only when a CUDA GPU is visible, so a
-  CPU-only machine with onnxruntime-gpu installed gets the CPU provider and no CUDA warnings.
+  CPU-only machine with onnxruntime-gpu installed gets the CPU provider and no CUDA warnings. A model
+  whose batch axis is fixed at 1 is run one clip at a time; any other fixed batch is refused.
 - ``tensorrt``: an exported ``model.engine`` (tensorrt and a CUDA GPU needed).
 - ``openvino``: an exported OpenVINO IR on the CPU, ``model.int8.xml`` (INT8) or ``model.xml`` (fp32)
   (:mod:`actionkit.predict.openvino_runtime`; the ``openvino`` extra).
@@ -10,6 +11,10 @@
   TensorRT on a GPU when an engine and tensorrt are present, else PyTorch fp16 on CUDA; on a CPU,
   OpenVINO INT8 when ``model.int8.xml`` and openvino are present; else, with AMX, PyTorch bf16; on
   other CPUs ONNX Runtime fp32 when ``model.onnx`` is present, else PyTorch fp32.
+
+Every backend is checked against its config when it is opened (:func:`check_backend`): a model file
+whose output width differs from the number of labels, whose input is not N×C×T×crop×crop, or which
+cannot take the config's clip length is a :class:`~actionkit.errors.CheckpointError` naming the file.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import numpy as np
 import torch
 
 from actionkit.artifacts import ENGINE_FILE, ONNX_FILE, OPENVINO_INT8_FILE, WEIGHTS_FILE
-from actionkit.errors import ActionkitError
+from actionkit.errors import ActionkitError, CheckpointError
+from actionkit.hub.model_config import ModelConfig
 from actionkit.models.fast_inference import SpaceToDepthStem, inference_copy
 from actionkit.predict.clip_lengths import clip_len_error
 from actionkit.predict.tensorrt_runtime import TensorRTUnavailable, import_tensorrt
@@ -32,7 +38,9 @@ BACKENDS = ("torch", "onnxruntime", "tensorrt", "openvino", "auto")
 
 
 class Backend(Protocol):
-    """What the Recognizer calls. ``device`` is where it wants its input."""
+    """What the Recognizer calls. ``device`` is where it wants its input. A backend may also say what its
+    model file declares, for :func:`check_backend`: ``num_classes`` (its output width), ``input_shape``
+    (N, C, T, H, W with None for a dynamic axis) and ``path`` (the file, named in errors)."""
 
     name: str
     device: torch.device
@@ -43,6 +51,42 @@ class Backend(Protocol):
     def clip_len_error(self, frames: int) -> str | None:
         """Why the model cannot take ``frames``-frame clips (e.g. "takes clips of exactly 64 frames"), or None."""
         ...
+
+
+Shape = tuple[int | None, ...]  # a declared tensor shape, None for a dynamic axis
+
+
+def dims_text(shape: Shape) -> str:
+    """``(None, 3, 64, 224, 224)`` -> ``?×3×64×224×224``; ``()`` -> ``of unknown rank``."""
+    return "×".join("?" if d is None else str(d) for d in shape) or "of unknown rank"
+
+
+def check_model_file(source: str | Path, config: ModelConfig, input_shape: Shape | None = None,
+                     num_classes: int | None = None) -> None:
+    """Refuse a model whose declared shapes disagree with ``config``: an ``input_shape`` that is not
+    N×C×T×crop×crop (C the config's ``in_channels``; dynamic axes pass), or ``num_classes`` outputs for a
+    config with another number of labels. Raises :class:`~actionkit.errors.CheckpointError` naming
+    ``source``; None (undeclared) checks nothing."""
+    crop = config.preprocessing.crop_size
+    if input_shape is not None:
+        wanted = (None, config.model.in_channels, None, crop, crop)
+        if len(input_shape) != 5 or any(d is not None and w is not None and d != w for d, w in zip(input_shape, wanted)):
+            raise CheckpointError(source, f"its input is {dims_text(input_shape)}, not "
+                                          f"N×{config.model.in_channels}×T×{crop}×{crop} as its config says")
+    if num_classes is not None and num_classes != len(config.labels):
+        raise CheckpointError(source, f"it outputs {num_classes} classes but its config has {len(config.labels)} labels")
+
+
+def check_backend(backend: Backend, config: ModelConfig) -> None:
+    """The checks a backend passes before it runs with ``config``: :func:`check_model_file` on what its
+    model file declares (``input_shape``, ``num_classes``), and the config's clip length one it takes.
+    Raises :class:`~actionkit.errors.CheckpointError` naming the backend's file."""
+    source = getattr(backend, "path", None) or f"the {backend.name} model"
+    check_model_file(source, config, getattr(backend, "input_shape", None), getattr(backend, "num_classes", None))
+    check = getattr(backend, "clip_len_error", None)
+    problem = check(config.preprocessing.clip_len) if check else None
+    if problem:
+        raise CheckpointError(source, f"its config's clip_len {config.preprocessing.clip_len} does not fit: it {problem}")
 
 
 Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]  # int8: the openvino backend's
@@ -89,6 +133,7 @@ class TorchBackend:
 
     name = "torch"
     fixed_clip_len = None
+    input_shape = None
 
     def clip_len_error(self, frames: int) -> str | None:
         return None  # the I3D in PyTorch takes any clip length
@@ -96,6 +141,7 @@ class TorchBackend:
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: Precision = "fp32",
                  channels_last: bool = True, compile: bool = False) -> None:
         self.device = device
+        self.num_classes: int | None = getattr(model, "num_classes", None)
         self.precision = resolve_precision(precision, device)
         self.channels_last = channels_last
         self.model = model.to(device).eval()
@@ -133,6 +179,11 @@ def onnxruntime_providers(device: torch.device) -> list[str]:
 
 
 class OnnxRuntimeBackend:
+    """An ONNX model run by ONNX Runtime. Opening it checks what the file declares: one float32 input of
+    rank 5, a batch axis that is dynamic or fixed at 1 (such a model is run one clip at a time; another
+    fixed batch is refused), and a 2-D output whose width is :attr:`num_classes` (None when dynamic). A
+    file ONNX Runtime cannot load is a :class:`~actionkit.errors.CheckpointError` naming it."""
+
     name = "onnxruntime"
 
     def __init__(self, path: Path, device: torch.device, threads: int | None = None) -> None:
@@ -142,17 +193,39 @@ class OnnxRuntimeBackend:
             raise ActionkitError("the onnxruntime backend needs onnxruntime: pip install onnxruntime-gpu "
                                  "(or onnxruntime on a CPU-only machine)") from None
         self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(self.path, "no such ONNX file")
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only
         if threads:
             options.intra_op_num_threads = threads
         self.providers = onnxruntime_providers(device)
-        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=self.providers)
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path), options, providers=self.providers)
+        except Exception as e:  # onnxruntime's own exception classes (InvalidProtobuf, Fail, ...): all mean "cannot load"
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(self.path, f"ONNX Runtime cannot load it ({reason})") from None
         self.device = torch.device("cpu")  # inputs go through host memory
-        model_input = self.session.get_inputs()[0]
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or not outputs:
+            raise CheckpointError(self.path, f"expected one video input and an output, found {len(inputs)} "
+                                             f"input(s) and {len(outputs)} output(s)")
+        model_input, model_output = inputs[0], outputs[0]
+        if model_input.type != "tensor(float)":
+            raise CheckpointError(self.path, f"its input {model_input.name!r} is {model_input.type}, not a float32 video")
         self.input_name = model_input.name
-        frames = model_input.shape[2] if len(model_input.shape) == 5 else None
-        self.fixed_clip_len = frames if isinstance(frames, int) else None
+        self.input_shape: Shape = tuple(d if isinstance(d, int) and d > 0 else None for d in model_input.shape or ())
+        if len(self.input_shape) != 5:
+            raise CheckpointError(self.path, f"its input is {dims_text(self.input_shape)}, not a video N×C×T×H×W")
+        self.fixed_batch = self.input_shape[0]
+        if self.fixed_batch not in (None, 1):
+            raise CheckpointError(self.path, f"its batch axis is fixed at {self.fixed_batch}; actionkit runs a "
+                                             "dynamic batch axis or one fixed at 1 (export it again with actionkit export)")
+        output_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in model_output.shape or ())
+        if len(output_shape) not in (0, 2):  # 0: undeclared, the width unknown until it runs
+            raise CheckpointError(self.path, f"its output is {dims_text(output_shape)}, not N×classes logits")
+        self.num_classes: int | None = output_shape[1] if output_shape else None
+        self.fixed_clip_len = self.input_shape[2]  # None: any clip length (dynamic time axis)
         multiple = self.session.get_modelmeta().custom_metadata_map.get("clip_len_multiple", "0")
         self.clip_len_multiple = int(multiple) if multiple.isdigit() else 0  # set by a dynamic-clip-length export
 
@@ -161,7 +234,12 @@ class OnnxRuntimeBackend:
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(video.detach().to("cpu", torch.float32).numpy())
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+        if self.fixed_batch == 1 and len(array) != 1:  # a model exported for one clip: run them one by one
+            return torch.from_numpy(np.concatenate([self._run(array[i:i + 1]) for i in range(len(array))]))
+        return torch.from_numpy(self._run(array))
+
+    def _run(self, array: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: array})[0]
 
 
 class TensorRTBackend:
@@ -183,6 +261,13 @@ class TensorRTBackend:
         self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
         smallest, _, largest = self.engine.get_tensor_profile_shape(self.input_name, 0)
         self.clip_lens = (int(smallest[2]), int(largest[2]))  # the optimisation profile's range
+
+        def declared(name: str) -> Shape:  # the engine's shape of tensor ``name``, -1 (dynamic) as None
+            return tuple(int(d) if int(d) > 0 else None for d in self.engine.get_tensor_shape(name))
+
+        self.input_shape: Shape = declared(self.input_name)
+        output_shape = declared(self.output_name)
+        self.num_classes: int | None = output_shape[-1] if output_shape else None  # None: dynamic width
         self.fixed_clip_len = self.clip_lens[0] if self.clip_lens[0] == self.clip_lens[1] else None
         self.stream = torch.cuda.Stream()
 

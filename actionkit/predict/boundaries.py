@@ -9,7 +9,8 @@ either side of it (never past the start of A or the end of B). Only A and B comp
 gets s = log p_A − log p_B, clipped to ±5 so that one confident outlier cannot outvote its neighbours,
 and the boundary moves to the cut between short-window centres that maximises Σ s before the cut −
 Σ s after it (the nearest such cut to the window-level boundary when several tie). The regions are
-decoded in a second pass over the file that converts only their frames and holds one region at a time.
+decoded in a second pass over the file that converts only their frames and holds one region at a time,
+under the same strict decoding rule as the first (:class:`~actionkit.data.frame_source.FrameSource`).
 A model whose file fixes the clip length (an ONNX export without a dynamic time axis) gets each short
 window looped to that length, as prediction loops a video shorter than a clip.
 """

@@ -3,7 +3,8 @@
 The optional ``openvino`` package is imported only here, when such a model is opened. Each IR carries
 actionkit's config (labels and preprocessing) and its precision in its runtime info, written by
 ``actionkit export --openvino`` / ``--int8``; ``config.json`` beside it says the same. Opening a model
-checks it against that config: a 5-D video input with the config's crop size, and one output per label.
+checks it against that config as every backend is checked (:func:`actionkit.predict.backends.check_model_file`):
+a 5-D video input with the config's crop size, and one output per label.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from actionkit.errors import ActionkitError, CheckpointError
 from actionkit.hub.model_config import ModelConfig
+from actionkit.predict.backends import Shape, check_model_file
 from actionkit.predict.clip_lengths import clip_len_error
 
 INSTALL_HINT = "OpenVINO is not installed: pip install 'actionkit[openvino]'"
@@ -44,13 +46,26 @@ def _rt_info(model, path: tuple[str, str]) -> str | None:
 
 def read_openvino_config(path: Path) -> ModelConfig:
     """The :class:`~actionkit.hub.ModelConfig` stored in an OpenVINO IR's runtime info. Raises
-    :class:`~actionkit.errors.ActionkitError` naming the file when it has none."""
-    model = import_openvino().Core().read_model(str(path))
+    :class:`~actionkit.errors.CheckpointError` naming the file when it is unreadable, has none, or the
+    one it has is invalid."""
+    ov = import_openvino()
+    try:
+        model = ov.Core().read_model(str(path))
+    except RuntimeError as e:
+        raise CheckpointError(path, f"OpenVINO cannot read it ({(str(e).splitlines() or ['?'])[0]})") from None
     text = _rt_info(model, RT_INFO_CONFIG)
     if text is None:
-        raise ActionkitError(f"{path}: no actionkit config in its runtime info; not an actionkit export "
-                             "(export it with actionkit, or put its config.json beside it)")
-    return ModelConfig.from_dict(json.loads(text))
+        raise CheckpointError(path, "no actionkit config in its runtime info; not an actionkit export "
+                                    "(export it with actionkit, or put its config.json beside it)")
+    try:
+        return ModelConfig.from_dict(json.loads(text))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(path, f"invalid actionkit config in its runtime info: {e}") from None
+
+
+def _dims(shape) -> Shape:
+    """An OpenVINO partial shape of static rank as a tuple, None for a dynamic axis."""
+    return tuple(dim.get_length() if dim.is_static else None for dim in shape)
 
 
 class OpenVinoBackend:
@@ -69,7 +84,7 @@ class OpenVinoBackend:
         try:
             model = core.read_model(str(self.path))
         except RuntimeError as e:
-            raise CheckpointError(self.path, f"OpenVINO cannot read it ({str(e).splitlines()[0]})") from None
+            raise CheckpointError(self.path, f"OpenVINO cannot read it ({(str(e).splitlines() or ['?'])[0]})") from None
         self._check(model, config)
         self.precision = _rt_info(model, RT_INFO_PRECISION) or ("int8" if ".int8." in self.path.name else "fp32")
         multiple = _rt_info(model, RT_INFO_CLIP_LEN_MULTIPLE) or "0"
@@ -84,19 +99,19 @@ class OpenVinoBackend:
         self.device = torch.device("cpu")
 
     def _check(self, model, config: ModelConfig) -> None:
+        """One input and one output, checked against ``config`` as every backend is
+        (:func:`~actionkit.predict.backends.check_model_file`); sets :attr:`input_shape` and :attr:`num_classes`."""
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise CheckpointError(self.path, f"expected one input and one output, found {len(model.inputs)} "
                                              f"and {len(model.outputs)}")
         shape = model.inputs[0].get_partial_shape()
         crop = config.preprocessing.crop_size
-        if shape.rank.is_dynamic or shape.rank.get_length() != 5 or any(
-                dim.is_static and dim.get_length() != want for dim, want in zip(shape, (None, 3, None, crop, crop))
-                if want is not None):
+        if shape.rank.is_dynamic:
             raise CheckpointError(self.path, f"its input is {shape}, not N×3×T×{crop}×{crop} as its config says")
-        width = model.outputs[0].get_partial_shape()[-1]
-        if width.is_static and width.get_length() != len(config.labels):
-            raise CheckpointError(self.path, f"it outputs {width.get_length()} classes but its config has "
-                                             f"{len(config.labels)} labels")
+        self.input_shape: Shape = _dims(shape)
+        output = model.outputs[0].get_partial_shape()
+        self.num_classes: int | None = _dims(output)[-1] if output.rank.is_static and len(output) else None
+        check_model_file(self.path, config, self.input_shape, self.num_classes)
 
     def clip_len_error(self, frames: int) -> str | None:
         return clip_len_error(frames, self.fixed_clip_len, self.clip_len_multiple)

@@ -16,11 +16,8 @@ import numpy as np
 import torch
 
 from actionkit.artifacts import CONFIG_FILE, ENGINE_FILE, ONNX_FILE, OPENVINO_FILE, OPENVINO_INT8_FILE
-from actionkit.config import PreprocessConfig
-from actionkit.data.sampling import clip_span, plan_clips
 from actionkit.data.transforms import to_model_input
-from actionkit.data.video import as_frames, expand_video_paths, read_planned_frames
-from actionkit.data.views import evaluation_views
+from actionkit.data.video import expand_video_paths
 from actionkit.devices import DeviceLike, resolve_device
 from actionkit.errors import ActionkitError, VideoError
 from actionkit.hub import ModelConfig, load_pretrained, model_config_of, model_folder
@@ -32,9 +29,12 @@ from actionkit.predict.backends import (
     Precision,
     TensorRTBackend,
     TorchBackend,
+    check_backend,
+    check_model_file,
     choose_backend,
 )
 from actionkit.predict.boundaries import DEFAULT_REFINE_WINDOW
+from actionkit.predict.clip_loading import load_video
 from actionkit.predict.load_ahead import decode_threads, load_ahead
 from actionkit.predict.onnx_metadata import read_onnx_config
 from actionkit.predict.openvino_runtime import OpenVinoBackend, read_openvino_config
@@ -89,16 +89,6 @@ class _PreparedVideo:
     warnings: list[str]
 
 
-def looped_warning(name: str, num_frames: int, pre: PreprocessConfig) -> str:
-    """What a result says when its video was shorter than one clip and looped to fill it."""
-    if pre.frame_sampling == "uniform" or pre.frame_stride == 1:
-        needed = f"the {pre.clip_len}-frame clip"
-    else:
-        needed = (f"the {clip_span(pre.clip_len, pre.frame_stride)}-frame span of one clip "
-                  f"({pre.clip_len} frames {pre.frame_stride} apart)")
-    return f"{name}: {num_frames} frames, shorter than {needed}; the video was looped to fill it"
-
-
 class Recognizer:
     """Action recognition over video files or frame arrays with an I3D and its config.json contract,
     run by PyTorch, ONNX Runtime or TensorRT (see :mod:`actionkit.predict.backends`); the preprocessing
@@ -110,13 +100,18 @@ class Recognizer:
                  compile: bool = False) -> None:
         """``precision`` (PyTorch models): ``auto`` is fp16 autocast on CUDA, bf16 on CPUs with AMX,
         fp32 on other CPUs (:func:`~actionkit.predict.backends.resolve_precision`). ``compile``:
-        run the model through ``torch.compile`` (CUDA graphs on a GPU)."""
+        run the model through ``torch.compile`` (CUDA graphs on a GPU). The model is checked against
+        ``config`` first (:func:`~actionkit.predict.backends.check_backend`): a model whose number of
+        classes, input shape or clip lengths disagree with it is a
+        :class:`~actionkit.errors.CheckpointError`, so labels are never mapped onto another model's outputs."""
         if isinstance(model, I3D):
             self.config = config or model_config_of(model)
+            check_model_file("the PyTorch model", self.config, num_classes=model.num_classes)
             self.backend: Backend = TorchBackend(model, resolve_device(device), precision, compile=compile)
         else:
             if config is None:
                 raise ValueError("a backend needs its ModelConfig (labels and preprocessing)")
+            check_backend(model, config)
             self.config, self.backend = config, model
         self.device = self.backend.device
         self.last_batch_sizes: list[int] = []  # clips in each batch of the latest predict(), in order
@@ -134,7 +129,11 @@ class Recognizer:
         (:attr:`backend_description` says which). ``precision``: for the torch backend auto / fp32 /
         bf16 / fp16; for openvino auto (INT8 when the folder has it) / int8 / fp32. ``compile`` applies to
         the torch backend. Raises :class:`~actionkit.errors.ActionkitError` naming the folder when the
-        backend's file is missing, and what doesn't match when a model file disagrees with its config."""
+        backend's file is missing, and a :class:`~actionkit.errors.CheckpointError` naming the file when it
+        is unreadable, its config (config.json or the one inside it) is invalid, or the model disagrees
+        with that config (outputs per label, input N×C×T×crop×crop, clip length; see
+        :func:`~actionkit.predict.backends.check_backend`). An ONNX model whose batch axis is fixed at 1
+        runs one clip at a time."""
         target = resolve_device(device)
         path = Path(source).expanduser()
         if path.is_dir():
@@ -269,15 +268,21 @@ class Recognizer:
     # --- stages ------------------------------------------------------------------------------------
 
     @staticmethod
-    def _named_inputs(videos: VideoInput | Sequence[VideoInput]) -> list[tuple[str, VideoInput]]:
+    def _named_inputs(videos: VideoInput | Sequence[VideoInput]) -> list[tuple[str, VideoInput | VideoError]]:
+        """``(name, input)`` per video, folders expanded to the videos inside; an input that yields no video
+        (a folder without any) stays one entry whose input is its :class:`VideoError`, which :meth:`_load`
+        raises, so it becomes one failed result and the other inputs are still predicted."""
         if isinstance(videos, (str, os.PathLike, np.ndarray)):
             videos = [videos]
-        named: list[tuple[str, VideoInput]] = []
+        named: list[tuple[str, VideoInput | VideoError]] = []
         for i, video in enumerate(videos):
             if isinstance(video, np.ndarray):
                 named.append((f"<array {i}>", video))
-            else:
+                continue
+            try:
                 named.extend((str(p), p) for p in expand_video_paths([Path(video)]))
+            except VideoError as error:
+                named.append((str(video), error))
         return named
 
     def load_clips(self, video: str | os.PathLike | np.ndarray, num_clips: int | None = None,
@@ -289,23 +294,15 @@ class Recognizer:
         name = "<array>" if isinstance(video, np.ndarray) else str(video)
         return self._load(0, name, video, (num_clips, num_crops)).clips
 
-    def _load(self, index: int, name: str, video: VideoInput, views: tuple[int | None, int | None]) -> _PreparedVideo:
+    def _load(self, index: int, name: str, video: VideoInput | VideoError,
+              views: tuple[int | None, int | None]) -> _PreparedVideo:
         """Decode (only the frames the clips use), sample clips and crop (uint8). Runs in a worker thread.
-        ``views``: (clips, crops) overrides."""
-        pre = self.config.preprocessing
-        num_clips, num_crops = views
-        if isinstance(video, np.ndarray):
-            frames = as_frames(video, name)
-            num_frames, frames_at = len(frames), (lambda wanted: frames[wanted])
-        else:
-            num_frames, decoded = read_planned_frames(video, lambda count: plan_clips(count, pre, num_clips).frames,
-                                                      threads=decode_threads())
-            frames_at = (lambda wanted: np.stack([decoded[int(i)] for i in wanted]))
-        clips, looped = evaluation_views(frames_at, num_frames, pre, num_clips, num_crops)
-        warnings = []
-        if looped:
-            warnings.append(looped_warning(name, num_frames, pre))
-        return _PreparedVideo(index, clips, warnings)
+        ``views``: (clips, crops) overrides. ``video`` may be the error of an input that yielded no video
+        (see :meth:`_named_inputs`): it is raised."""
+        if isinstance(video, VideoError):
+            raise video
+        loaded = load_video(name, video, self.config.preprocessing, *views, threads=decode_threads())
+        return _PreparedVideo(index, loaded.clips, loaded.warnings)
 
     @property
     def _runs_partial_batches(self) -> bool:

@@ -1,4 +1,9 @@
-"""Recognizer.timeline: an action timeline of a whole video, its windows scored in batches."""
+"""Recognizer.timeline: an action timeline of a whole video, its windows scored in batches.
+
+The video is decoded by :class:`~actionkit.data.frame_source.FrameSource` under the strict rule prediction
+follows (a decode error, or under 90% of the frames the header declares, is a
+:class:`~actionkit.errors.CorruptVideoError`; no timeline is made from a partial video), with frames upright
+as their display matrix says; the boundary refinement's second pass is held to the same rule."""
 
 from __future__ import annotations
 

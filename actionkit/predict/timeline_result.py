@@ -12,6 +12,7 @@ the change; :mod:`actionkit.predict.boundaries` then moves each to where short w
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from actionkit.files import write_text_atomically
 from actionkit.predict.timeline_plot import plot_timeline
 
 
@@ -86,17 +88,19 @@ class Timeline:
 
     def save(self, out_dir: str | Path, plot: bool = True) -> list[Path]:
         """``timeline.json`` (everything), ``windows.csv`` (one row per window and top-k rank) and, with
-        ``plot``, ``timeline.png``, in ``out_dir``."""
+        ``plot``, ``timeline.png``, in ``out_dir``, each written atomically. A failed write is an
+        :class:`~actionkit.errors.OutputError` naming the file."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "timeline.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        with open(out / "windows.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["start_s", "end_s", "start_frame", "end_frame", "rank", "label", "score"])
-            for w in self.windows:
-                for rank, (label, score) in enumerate(w.top_k, 1):
-                    writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.start_frame, w.end_frame, rank, label,
-                                     f"{score:.5f}"])
+        write_text_atomically(out / "timeline.json", json.dumps(self.to_dict(), indent=2) + "\n")
+        rows = io.StringIO()
+        writer = csv.writer(rows)
+        writer.writerow(["start_s", "end_s", "start_frame", "end_frame", "rank", "label", "score"])
+        for w in self.windows:
+            for rank, (label, score) in enumerate(w.top_k, 1):
+                writer.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.start_frame, w.end_frame, rank, label,
+                                 f"{score:.5f}"])
+        write_text_atomically(out / "windows.csv", rows.getvalue())
         written = [out / "timeline.json", out / "windows.csv"]
         if plot:
             written.append(plot_timeline(self, out / "timeline.png"))

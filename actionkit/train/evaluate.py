@@ -14,6 +14,7 @@ import torch
 from actionkit.data.loader import finish_batch
 from actionkit.devices import resolve_device
 from actionkit.errors import ActionkitError
+from actionkit.files import ensure_writable_folder, write_text_atomically
 from actionkit.plotting import pyplot
 
 Logits = Callable[[torch.Tensor], torch.Tensor]
@@ -100,9 +101,8 @@ def save_confusion(result: EvalResult, classes: list[str], out_dir: Path, title:
     plt = pyplot("plotting the confusion matrix")
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "confusion.json"
-    json_path.write_text(json.dumps({"classes": classes, "confusion": result.confusion, **result.metrics(),
-                                     "videos": result.videos}, indent=2))
+    json_path = write_text_atomically(out_dir / "confusion.json", json.dumps(
+        {"classes": classes, "confusion": result.confusion, **result.metrics(), "videos": result.videos}, indent=2))
     counts = torch.tensor(result.confusion, dtype=torch.float)
     rates = counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
     size = max(4.0, 0.45 * len(classes) + 2)
@@ -133,19 +133,26 @@ def evaluate_model(data: Path, model: str, *, split: str = "val", split_by: str 
                    workers: int = 2, device: str | None = None, out: Path | None = None,
                    backend: str = "torch", precision: str = "fp32") -> tuple[EvalResult, list[str]]:
     """``actionkit evaluate``: a model on one split of a dataset, with the model's preprocessing (or
-    ``num_clips`` × ``num_crops`` overrides). Without a class map the dataset's classes must be the
-    model's (their order is taken from the model). Unreadable videos are skipped with a warning.
+    ``num_clips`` × ``num_crops`` overrides). ``split`` is train, val or test, or ``"all"``: every video of
+    the dataset, which is how a dataset that is not split (a CSV without a split column, class folders
+    without train/ val/) is evaluated whole. Only that split is read and decoded: a dataset holding only
+    the videos to evaluate (a test set; the target dataset of a cross-dataset evaluation) needs no train
+    split. Without a class map the dataset's classes must be the model's (their order is taken from the
+    model). Unreadable videos are skipped with a warning.
     ``backend`` other than ``"torch"`` (the PyTorch model in fp32) runs an export folder's artifact, as
     :meth:`actionkit.predict.Recognizer.from_pretrained` opens it with ``backend`` and ``precision``
     (e.g. ``"openvino"`` with ``"int8"``), so an exported model is scored on exactly the same clips."""
     from dataclasses import replace
 
     from actionkit.data.check import check_dataset
-    from actionkit.data.datasets import scan_dataset
+    from actionkit.data.datasets import DatasetIndex, check_split_name, scan_dataset
     from actionkit.data.loader import ClipDataset, make_loader
     from actionkit.hub import load_pretrained
     from actionkit.predict import Recognizer
 
+    check_split_name(split)
+    if out is not None:
+        ensure_writable_folder(out)  # before the evaluation, not after it
     target = resolve_device(device)
     if backend == "torch":
         encoder = load_pretrained(model).to(target).eval()
@@ -155,11 +162,10 @@ def evaluate_model(data: Path, model: str, *, split: str = "val", split_by: str 
         config, logits_of, target = recognizer.config, recognizer.backend, recognizer.device
     mapping = read_class_map(class_map) if class_map else None
     index = scan_dataset(data, split_by=split_by, val=val, test=test,
-                         classes=None if mapping else config.labels)
-    if not index.split(split):
-        raise ActionkitError(f"{data}: the dataset has no {split!r} split")
+                         classes=None if mapping else config.labels, split=split)
     matrix = class_map_matrix(mapping, config.labels, index.classes, str(class_map)) if mapping else None
-    samples = check_dataset(index, workers=max(1, workers)).training_samples(split)
+    scored = DatasetIndex(index.root, index.layout, index.classes, index.split(split), index.source)
+    samples = check_dataset(scored, workers=max(1, workers)).training_samples(split)
     preprocessing = replace(config.preprocessing, **{k: v for k, v in
                                                     (("num_clips", num_clips), ("num_crops", num_crops)) if v})
     dataset = ClipDataset(samples.samples, train=False, eval_preprocessing=preprocessing, num_frames=samples.num_frames)

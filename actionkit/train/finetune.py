@@ -5,6 +5,9 @@ are skipped with a warning and listed in ``run.json``, or are an error with ``st
 model and replace its classifier when the dataset's classes differ; build the task (plain, Rev2Net,
 self-distillation or both), the loaders (with flow targets when the flow decoder needs them) and
 train. ``actionkit finetune`` and ``actionkit train`` are thin faces over :func:`finetune`.
+
+Before all that, the run folder is checked: it must be writable, and a new run needs an empty one
+(``overwrite`` deletes an old run's files, ``resume`` continues it; a finished run resumes to nothing).
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from actionkit.config import PreprocessConfig
 from actionkit.data.check import TrainingSamples, check_dataset
 from actionkit.data.datasets import DatasetIndex, scan_dataset
 from actionkit.data.flow import FlowCache, FlowConfig
-from actionkit.data.loader import ClipConfig, ClipDataset, check_flow_span, make_loader
+from actionkit.data.loader import ClipConfig, ClipDataset, check_flow_span, make_loader, worker_processes
 from actionkit.data.transforms import AugmentConfig
-from actionkit.files import write_text_atomically
+from actionkit.files import ensure_writable_folder, write_text_atomically
 from actionkit.hub import ModelConfig, load_pretrained
 from actionkit.models.i3d import I3D
 from actionkit.train import distributed
-from actionkit.train.loop import RunResult, TrainConfig, fit
+from actionkit.train.checkpoint import prepare_run_folder
+from actionkit.train.loop import RunResult, TrainConfig, finished_line, finished_run, fit
 from actionkit.train.tasks import Task, TaskConfig
 
 _log = logging.getLogger("actionkit")
@@ -60,7 +64,9 @@ class DataConfig:
 
 @dataclass
 class FinetuneConfig:
-    """Everything a run needs. ``model`` is a Hub folder, a checkpoint file or a repo id."""
+    """Everything a run needs. ``model`` is a Hub folder, a checkpoint file or a repo id. ``out`` is the
+    run folder: empty (or new) for a new run; ``resume`` continues the run in it, ``overwrite`` deletes
+    that run's files and starts again (not both)."""
 
     data: DataConfig
     model: str
@@ -69,14 +75,30 @@ class FinetuneConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     device: str | None = None
     resume: bool = False
+    overwrite: bool = False
 
 
 def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunResult:
-    """Run (or ``resume``) a training run into ``config.out``; see the module docstring."""
+    """Run (or ``resume``) a training run into ``config.out``; see the module docstring.
+
+    Before any work: an unwritable ``out`` raises :class:`~actionkit.errors.OutputError`, a non-empty one
+    without ``resume`` or ``overwrite`` an :class:`~actionkit.errors.ActionkitError`
+    (:func:`~actionkit.train.checkpoint.prepare_run_folder`), and resuming a run that has finished its
+    epochs returns its result (``already_finished``) after logging one line, changing nothing. The loader
+    workers (and the fork server they came from) are stopped when it returns or raises."""
     if config.train.decoder_lr_scale != 1.0 and not config.task.rev2net:
         raise ValueError("decoder_lr_scale applies to Rev2Net's decoders: turn rev2net on, or leave it at 1")
+    out = Path(config.out)
+    if distributed.is_main():  # rank 0 owns the folder; the others only read the checkpoint
+        prepare_run_folder(out, resume=config.resume, overwrite=config.overwrite)
+    if config.resume:
+        finished = finished_run(out, config.train, settings=_settings(config), setting_defaults=_setting_defaults())
+        if finished is not None:
+            if distributed.is_main():
+                log(finished_line(finished))
+            return finished
     device = distributed.device_for_rank(config.device)
-    with distributed.process_group(device):
+    with distributed.process_group(device), worker_processes():
         say = log if distributed.is_main() else (lambda _: None)
         torch.manual_seed(config.train.seed)
         encoder = load_pretrained(config.model)
@@ -87,8 +109,7 @@ def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunR
         val = report.training_samples("val", strict=config.data.strict) if index.split("val") else None
         _fit_classifier(encoder, index.classes, say)
         model_config = _model_config(encoder, index, config)
-        resuming = config.resume and (Path(config.out) / "checkpoint.pt").exists()
-        if config.data.head_init == "linear-probe" and not resuming:
+        if config.data.head_init == "linear-probe" and not config.resume:
             _probe_head(encoder, train, model_config, device, config.data.workers, say)
         task = Task(encoder, config.task, seed=config.train.seed)
         if task.needs_flow:
@@ -176,6 +197,8 @@ def _objective_name(task: TaskConfig) -> str:
 def _loaders(config: FinetuneConfig, task: Task, train, val, model_config: ModelConfig):
     data = config.data
     flow_cache = FlowCache(data.flow_cache, FlowConfig(method=data.flow_method)) if task.needs_flow else None  # type: ignore[arg-type]
+    if flow_cache is not None and not all(flow_cache.has(s.path) for s in train.samples):
+        ensure_writable_folder(flow_cache.directory)  # entries will be written: fail now, not in a worker
     clips = ClipConfig(clip_len=data.clip_len, frame_stride=data.frame_stride,
                        augment=AugmentConfig(crop_size=data.crop_size), flow_span=data.flow_span)
     train_set = ClipDataset(train.samples, clips=clips, flow_cache=flow_cache, num_frames=train.num_frames,

@@ -5,7 +5,7 @@ epoch's seeded order, each batch is normalised on the device, the task returns i
 the optimizer steps every ``accumulate`` batches. Then rank 0 validates, writes ``last/`` (and ``best/``)
 as Hub folders, plots, and saves the checkpoint atomically. ``resume=True`` continues from the last
 completed epoch with the same weights, optimizer, schedule, teacher and RNG state, so a killed run ends
-where an uninterrupted one would.
+where an uninterrupted one would; resuming a finished run changes nothing (:func:`finished_run`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from actionkit.data.loader import finish_batch, set_loader_epoch
 from actionkit.errors import ActionkitError
+from actionkit.files import ensure_writable_folder
 from actionkit.hub import ModelConfig, save_pretrained
 from actionkit.progress import progress_bar
 from actionkit.train import distributed
@@ -79,13 +80,15 @@ class TrainConfig:
 
 @dataclass
 class RunResult:
-    """Where the run lives and how it ended."""
+    """Where the run lives and how it ended. ``already_finished``: a resume found the run finished and
+    changed nothing (``last`` and ``best_top1`` are then those the run ended with; ``seconds`` this call's)."""
 
     run_dir: Path
     epochs: int
     best_top1: float | None
     last: dict[str, float]
     seconds: float
+    already_finished: bool = False
 
 
 def build_optimizer(parameters: list[torch.nn.Parameter], config: TrainConfig,
@@ -145,16 +148,23 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
     validation, ``plots/confusion.{png,json}``. ``settings`` (JSON-able) identify the run: a resume with
     different settings is refused. ``setting_defaults`` (nested like ``settings``; TrainConfig's own are
     added) let a checkpoint written before a setting existed resume while it is left at its default.
+
+    A new run refuses a folder that holds a checkpoint and starts ``metrics.jsonl`` afresh; resuming a run
+    that has completed ``config.epochs`` writes nothing and returns its result (``already_finished``). A
+    file that cannot be written (read-only, no space left) raises :class:`~actionkit.errors.OutputError`
+    naming it; the previous checkpoint stays whole. The folder's policy for a whole command (refusing a
+    non-empty folder, ``--overwrite``) is :func:`~actionkit.train.checkpoint.prepare_run_folder`'s.
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    settings = {**(settings or {}), "train": _jsonable(asdict(config))}
+    settings = _run_settings(config, settings)
     main = distributed.is_main()
     if main:
+        ensure_writable_folder(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     if not resume and (run_dir / CHECKPOINT_NAME).exists():
         raise ActionkitError(f"{run_dir}: already holds a training run; pass --resume to continue it, "
-                             "or choose another --out")
+                             "--overwrite to start it again, or choose another --out")
     task.to(device)
     if config.channels_last:
         task.to(memory_format=torch.channels_last_3d)
@@ -169,8 +179,10 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
     metrics = MetricsLog(run_dir)
     start_epoch, step, best = 0, 0, None
     if resume:
-        defaults = {**(setting_defaults or {}), "train": _jsonable(asdict(TrainConfig()))}
-        state = load_checkpoint(run_dir, settings, defaults)
+        state = load_checkpoint(run_dir, settings, _run_defaults(setting_defaults))
+        if state.epoch >= config.epochs:
+            log(_finished_line(run_dir, config.epochs))
+            return _finished_result(run_dir, config, state.best_metric, started)
         task.load_state_dict(state.task)
         optimizer.load_state_dict(state.optimizer)
         scheduler.load_state_dict(state.scheduler)
@@ -182,6 +194,8 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
         if main:
             metrics.keep_epochs_before(start_epoch)
             log(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs} (step {step})")
+    elif main:
+        metrics.start()  # a new run's log holds only its own steps
     model = _wrap_distributed(task, device)
     last: dict[str, float] = {}
     dead_decoders = DeadDecoderWarning(log)  # checked on rank 0, which logs
@@ -211,6 +225,48 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
                                                    scaler.state_dict() if scaler.is_enabled() else None))
         distributed.barrier()
     return RunResult(run_dir, config.epochs, best, last, time.perf_counter() - started)
+
+
+def finished_run(run_dir: str | Path, config: TrainConfig, *, settings: dict[str, Any] | None = None,
+                 setting_defaults: dict[str, Any] | None = None) -> RunResult | None:
+    """For ``resume``, before any work: the result of the run in ``run_dir`` when its checkpoint has
+    completed ``config.epochs`` (``already_finished``; nothing is written), None when it has epochs to go.
+    Errors as :func:`fit`'s resume: no checkpoint, or one written with other settings (``settings`` and
+    ``setting_defaults`` as :func:`fit` takes them). Reads the checkpoint memory-mapped (cheap)."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    state = load_checkpoint(run_dir, _run_settings(config, settings), _run_defaults(setting_defaults), mmap=True)
+    if state.epoch < config.epochs:
+        return None
+    return _finished_result(run_dir, config, state.best_metric, started)
+
+
+def finished_line(result: RunResult) -> str:
+    """What to tell the user about an ``already_finished`` run, in one line."""
+    return _finished_line(result.run_dir, result.epochs)
+
+
+def _finished_line(run_dir: Path, epochs: int) -> str:
+    return f"{run_dir}: the run is already finished ({epochs} of {epochs} epochs); nothing was changed"
+
+
+def _finished_result(run_dir: Path, config: TrainConfig, best: float | None, started: float) -> RunResult:
+    """A finished run's result as :func:`fit` returned it, from its log: ``last`` from its last validation."""
+    last: dict[str, float] = {"epoch": config.epochs}
+    for record in reversed(MetricsLog(run_dir).records()):
+        if record.get("split") == "val" and record.get("epoch") == config.epochs - 1:
+            last.update({k: v for k, v in record.items() if k not in ("split", "epoch", "step")})
+            break
+    return RunResult(run_dir, config.epochs, best, last, time.perf_counter() - started, already_finished=True)
+
+
+def _run_settings(config: TrainConfig, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """What identifies a run in its checkpoint: the caller's settings and the TrainConfig."""
+    return {**(settings or {}), "train": _jsonable(asdict(config))}
+
+
+def _run_defaults(setting_defaults: dict[str, Any] | None) -> dict[str, Any]:
+    return {**(setting_defaults or {}), "train": _jsonable(asdict(TrainConfig()))}
 
 
 def _steps_per_epoch(loader: DataLoader, config: TrainConfig) -> int:

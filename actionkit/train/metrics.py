@@ -6,20 +6,34 @@ import json
 from pathlib import Path
 from typing import Any
 
+from actionkit.errors import OutputError
+from actionkit.files import describe_os_error, write_atomically, write_text_atomically
 from actionkit.plotting import pyplot
 
 METRICS_NAME = "metrics.jsonl"
 
 
 class MetricsLog:
-    """Append-only JSON lines, flushed at once so a killed run keeps what it logged."""
+    """Append-only JSON lines, flushed at once so a killed run keeps what it logged. A new run starts it
+    empty (:meth:`start`), a resumed one drops what its killed epoch logged (:meth:`keep_epochs_before`),
+    so each step is logged once. A failed write raises :class:`OutputError` naming the file."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / METRICS_NAME
 
+    def start(self) -> None:
+        """Begin a new run's log: whatever an earlier run left is deleted (the first record creates the file)."""
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as e:
+            raise OutputError(self.path, f"cannot delete: {describe_os_error(e)}") from e
+
     def append(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise OutputError(self.path, f"cannot write: {describe_os_error(e)}") from e
 
     def records(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -29,12 +43,12 @@ class MetricsLog:
     def keep_epochs_before(self, epoch: int) -> None:
         """Drop what a killed epoch ``epoch`` (and later) logged: a resumed run logs it again."""
         kept = [r for r in self.records() if r["epoch"] < epoch]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        write_text_atomically(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def plot_metrics(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """loss.png (every loss term per optimizer step, with a moving average) and accuracy.png
-    (validation top-1 / top-5 / mean-class accuracy per epoch)."""
+    (validation top-1 / top-5 / mean-class accuracy per epoch), each written atomically."""
     plt = pyplot("plotting the training curves")
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -57,8 +71,7 @@ def plot_metrics(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         ax.set_title("training loss terms (thin: per step, thick: moving average)")
         ax.legend(loc="upper right", fontsize=8)
         fig.tight_layout()
-        written.append(out_dir / "loss.png")
-        fig.savefig(written[-1], dpi=120)
+        written.append(_save_png(fig, out_dir / "loss.png"))
         plt.close(fig)
     val = [r for r in records if r.get("split") == "val"]
     if val:
@@ -73,7 +86,10 @@ def plot_metrics(records: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         ax.legend(loc="lower right")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        written.append(out_dir / "accuracy.png")
-        fig.savefig(written[-1], dpi=120)
+        written.append(_save_png(fig, out_dir / "accuracy.png"))
         plt.close(fig)
     return written
+
+
+def _save_png(fig: Any, path: Path) -> Path:
+    return write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
