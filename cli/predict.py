@@ -14,7 +14,7 @@ from actionkit.predict import Recognizer, VideoResult
 from actionkit.predict.boundaries import DEFAULT_REFINE_WINDOW
 from actionkit.predict.ray_batch import RayBatchConfig
 
-from ._common import DeviceOption, ModelOption, RevisionOption, default, fail, user_errors
+from ._common import DeviceOption, ModelOption, RevisionOption, default, fail, show_library_warnings, user_errors
 
 
 def predict(
@@ -62,6 +62,7 @@ def predict(
         return
     if not timeline and (window or stride or out):
         raise fail("--window, --stride and --out go with --timeline (or --out with --ray)")
+    show_library_warnings()
     with user_errors():
         if out is not None:
             ensure_writable_folder(out)  # before the timelines are computed, not after

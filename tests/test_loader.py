@@ -26,6 +26,7 @@ from actionkit.data.loader import (
     finish_batch,
     make_loader,
     set_loader_epoch,
+    worker_processes,
 )
 from actionkit.data.transforms import AugmentConfig
 
@@ -121,17 +122,19 @@ def test_loader_batches_are_uint8_and_reproducible(tmp_path: Path) -> None:
     videos = sorted(require(UT / "set2").glob("*.avi"))[:4]
     samples = [Sample(p, i % 2) for i, p in enumerate(videos)]
     dataset = ClipDataset(samples, clips=ClipConfig(clip_len=8), seed=7)
-    loader = make_loader(dataset, batch_size=2, workers=2)
-    runs = []
-    for _ in range(2):
-        set_loader_epoch(loader, 1)
-        runs.append([b for b in loader])
+    with worker_processes():  # the workers stop here, not whenever the loader is collected
+        loader = make_loader(dataset, batch_size=2, workers=2)
+        runs = []
+        for _ in range(2):
+            set_loader_epoch(loader, 1)
+            runs.append([b for b in loader])
+        set_loader_epoch(loader, 2)
+        third = next(iter(loader))["frames"]
     assert [len(b["label"]) for b in runs[0]] == [2, 2]
     assert runs[0][0]["frames"].dtype == torch.uint8 and runs[0][0]["frames"].shape == (2, 8, 3, 224, 224)
     for a, b in zip(*runs):  # same seed and epoch: the same clips, whichever worker made them
         assert torch.equal(a["frames"], b["frames"]) and torch.equal(a["index"], b["index"])
-    set_loader_epoch(loader, 2)
-    assert not torch.equal(next(iter(loader))["frames"], runs[0][0]["frames"])
+    assert not torch.equal(third, runs[0][0]["frames"])
 
 
 def test_flow_command_precomputes_and_resumes(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ cannot take the config's clip length is a :class:`~actionkit.errors.CheckpointEr
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -105,6 +106,31 @@ def cpu_has_bf16_matmul() -> bool:
     return False
 
 
+def cpu_bf16_is_emulated() -> bool:
+    """Whether bf16 matrix products on this CPU are emulated: neither AMX nor AVX-512 BF16 instructions.
+    There bf16 runs many times slower than fp32 (about 90× for I3D on an AVX2-only CPU)."""
+    if cpu_has_bf16_matmul():
+        return False
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    try:
+        return not (check is not None and bool(check()))
+    except RuntimeError:
+        return True
+
+
+_warned_emulated_bf16 = False
+
+
+def warn_if_bf16_is_emulated(precision: str, device: torch.device) -> None:
+    """Log one warning per process when bf16 is asked for on a CPU that emulates it."""
+    global _warned_emulated_bf16
+    if precision == "bf16" and device.type == "cpu" and not _warned_emulated_bf16 and cpu_bf16_is_emulated():
+        _warned_emulated_bf16 = True
+        logging.getLogger("actionkit").warning(
+            "this CPU has no bf16 instructions (AMX or AVX-512 BF16): bf16 is emulated and can be about 90x "
+            "slower than fp32; use --precision fp32 (or auto)")
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """The concrete precision for ``precision`` on ``device``: ``auto`` is fp16 on a CUDA GPU (every CUDA
     GPU has fp16 tensor cores; bf16 needs Ampere or newer, and measured slower and further from fp32:
@@ -143,6 +169,7 @@ class TorchBackend:
         self.device = device
         self.num_classes: int | None = getattr(model, "num_classes", None)
         self.precision = resolve_precision(precision, device)
+        warn_if_bf16_is_emulated(self.precision, device)
         self.channels_last = channels_last
         self.model = model.to(device).eval()
         runnable = inference_copy(self.model, device, self.precision)  # batch norms folded, CPU rewrites

@@ -95,7 +95,6 @@ class OpenVinoBackend:
         if threads:
             properties["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(model, "CPU", properties)
-        self.request = self.compiled.create_infer_request()
         self.device = torch.device("cpu")
 
     def _check(self, model, config: ModelConfig) -> None:
@@ -118,5 +117,5 @@ class OpenVinoBackend:
 
     def __call__(self, video: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(video.detach().to("cpu", torch.float32).numpy())
-        result = self.request.infer({0: array})
+        result = self.compiled({0: array})  # the compiled model's own request: no second object to outlive it
         return torch.from_numpy(np.array(result[self.compiled.outputs[0]], copy=True))

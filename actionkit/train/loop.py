@@ -24,6 +24,7 @@ from actionkit.data.loader import finish_batch, set_loader_epoch
 from actionkit.errors import ActionkitError
 from actionkit.files import ensure_writable_folder
 from actionkit.hub import ModelConfig, save_pretrained
+from actionkit.predict.backends import warn_if_bf16_is_emulated
 from actionkit.progress import progress_bar
 from actionkit.train import distributed
 from actionkit.train.checkpoint import (
@@ -176,6 +177,7 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(
         step, total_steps, warmup, config.schedule, config.step_epochs * steps_per_epoch))
     scaler = grad_scaler_for(device, config.amp)
+    warn_if_bf16_is_emulated(resolve_amp(config.amp, device), device)
     metrics = MetricsLog(run_dir)
     start_epoch, step, best = 0, 0, None
     if resume:
