@@ -1,5 +1,5 @@
 """OpenVINO on the CPU (run by tests/test_openvino.py in a process of its own): the fp32 IR and the INT8 IR
-DeepMind's Kinetics-400 I3D, reloaded and run on the shared clips; and each bad input's message."""
+calibrated on real clips (NNCF), exported from DeepMind's Kinetics-400 I3D, reloaded and run on the shared clips; and each bad input's message."""
 
 from __future__ import annotations
 
