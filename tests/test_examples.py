@@ -49,12 +49,12 @@ def test_finetune_export_publish_runs_the_whole_path(tiny_data: Path, k400_dir: 
     # 5: without --push nothing is sent, and the script says how to publish
     assert lines[-1].startswith("to publish: ")
 
-    # rerun with --push, offline: the finished run is resumed (no epoch trains again), then the upload
-    # fails with one clear line
+    # rerun with --push, offline: the finished run is left as it is and says so (no epoch trains again),
+    # then the upload fails with one clear line
     again = subprocess.run([sys.executable, str(EXAMPLES / "finetune_export_publish.py"), *args, "--push", "acme/x"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=600,
                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert "resuming" in again.stdout and "epoch 1/2" not in again.stdout + again.stderr
+    assert "the run is already finished" in again.stdout and "epoch 1/2" not in again.stdout + again.stderr
     assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == \
         "error: upload to acme/x failed: offline mode is on (HF_HUB_OFFLINE=1); nothing was sent"
     assert "Traceback" not in again.stderr
