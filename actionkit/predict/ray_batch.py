@@ -34,6 +34,7 @@ from actionkit.predict.clip_loading import load_video
 from actionkit.predict.load_ahead import lower_thread_priority
 from actionkit.predict.onnx_metadata import read_onnx_config
 from actionkit.predict.openvino_runtime import read_openvino_config
+from actionkit.predict.optional_extra import import_extra
 from actionkit.progress import progress_bar
 
 INSTALL_HINT = "Ray is not installed: pip install 'actionkit[serve]'"
@@ -82,11 +83,8 @@ class RayBatchReport:
 
 def import_ray() -> Any:
     """The ray module with Ray Data, or an :class:`ActionkitError` naming the extra to install."""
-    try:
-        import ray
-        import ray.data  # noqa: F401  (Ray Data is part of the extra)
-    except ImportError:
-        raise ActionkitError(INSTALL_HINT) from None
+    ray = import_extra("ray", INSTALL_HINT)
+    import_extra("ray.data", INSTALL_HINT)  # Ray Data is part of the extra
     return ray
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import tempfile
 import threading
@@ -45,6 +44,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from actionkit.data.video import VIDEO_SUFFIXES
 from actionkit.errors import ActionkitError
+from actionkit.predict import optional_extra
 from actionkit.predict.recognizer import Recognizer, VideoResult
 
 INSTALL_HINT = "the prediction service needs FastAPI, uvicorn and Ray Serve: pip install 'actionkit[serve]'"
@@ -59,10 +59,7 @@ UPLOAD_PREFIX = "actionkit-upload-"  # + the owning process id: actionkit-upload
 def import_extra(module: str) -> Any:
     """Import an optional package of the ``serve`` extra, or raise :class:`ActionkitError` naming the
     extra to install (one line)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ActionkitError(f"{INSTALL_HINT} ({module} is missing)") from None
+    return optional_extra.import_extra(module, INSTALL_HINT)
 
 
 @dataclass(frozen=True)
