@@ -60,6 +60,38 @@ VARIANTS = {"plain": TaskConfig(),
             "rev2net+self-distill": TaskConfig(rev2net=True, self_distill=True),
             "rev2net-no-ddp": TaskConfig(rev2net=True, ddp=False)}  # the paper's "w/o DDP" ablation (Table 2)
 DEFAULT_VARIANTS = ["plain", "self-distill", "rev2net", "rev2net+self-distill"]  # the ablation runs on request
+SWEEP_PATTERNS = {"self-distill-sd": "self-distillation at λ = VALUE (paper's units: squared L2 summed over "
+                                     "the 1,024 features, averaged over the batch)",
+                  "rev2net-x": "Rev2Net with α, β, λflow and λim all VALUE times the paper's values"}
+
+
+def task_for(variant: str) -> TaskConfig:
+    """The objective a variant name stands for: a name of ``VARIANTS``, or a sweep cell,
+    ``self-distill-sdVALUE`` (λ = VALUE in the paper's units) or ``rev2net-xVALUE`` (the auxiliary
+    weights' common scale). Raises ``ValueError`` for any other name."""
+    if variant in VARIANTS:
+        return VARIANTS[variant]
+    for prefix in SWEEP_PATTERNS:
+        if variant.startswith(prefix):
+            try:
+                value = float(variant[len(prefix):])
+            except ValueError:
+                break
+            if prefix == "self-distill-sd":
+                return TaskConfig(self_distill=True, sd_weight=value, sd_reduction="mean")
+            paper = TaskConfig()
+            return TaskConfig(rev2net=True, alpha=paper.alpha * value, beta=paper.beta * value,
+                              lambda_flow=paper.lambda_flow * value, lambda_im=paper.lambda_im * value)
+    raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}, "
+                     f"or a sweep cell {' / '.join(p + 'VALUE' for p in SWEEP_PATTERNS)}")
+
+
+def _variant_name(text: str) -> str:
+    try:
+        task_for(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def main() -> None:
@@ -104,7 +136,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DEFAULT_UT, help="UT-Interaction folder with labels.csv")
     parser.add_argument("--out", type=Path, default=Path("runs/ut_interaction"))
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=[*SPLITS, *SEQUENCE_FOLDS])
-    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, type=_variant_name,
+                        help=f"any of {', '.join(VARIANTS)}; or sweep cells: "
+                             + "; ".join(f"{p}VALUE, {d}" for p, d in SWEEP_PATTERNS.items()))
     parser.add_argument("--clip-len", type=int, default=16)
     parser.add_argument("--frame-stride", type=int, default=4)
     parser.add_argument("--crop-size", type=int, default=112)
@@ -147,19 +181,19 @@ def result_name(variant: str, decoder_lr_scale: float, flow_span: str = "frame")
     """The variant's name in results and run folders: Rev2Net variants with decoders at their own lr get
     ``-declrN`` (N the scale) and with flow targets over the clip's frame gaps ``-clipflow``, so they sit
     beside the committed recipe's runs instead of replacing them."""
-    if variant == "baseline" or not VARIANTS[variant].rev2net:
+    if variant == "baseline" or not task_for(variant).rev2net:
         return variant
     name = f"{variant}-declr{decoder_lr_scale:g}" if decoder_lr_scale != 1.0 else variant
-    return f"{name}-clipflow" if flow_span == "clip" and VARIANTS[variant].flow_decoder else name
+    return f"{name}-clipflow" if flow_span == "clip" and task_for(variant).flow_decoder else name
 
 
 def _finetune(args: argparse.Namespace, split: str, variant: str) -> dict:
     name = result_name(variant, args.decoder_lr_scale, args.flow_span)
     run_dir = args.out / split / name
-    rev2net = VARIANTS[variant].rev2net
+    rev2net = task_for(variant).rev2net
     config = FinetuneConfig(
         data=_data(args, split),
-        model=args.model, out=run_dir, task=VARIANTS[variant],
+        model=args.model, out=run_dir, task=task_for(variant),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           weight_decay=args.weight_decay, warmup_epochs=1.0,
                           head_lr_scale=args.head_lr_scale, seed=args.seed,
