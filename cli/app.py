@@ -16,7 +16,7 @@ from .flow import flow
 from .predict import predict
 from .push import push
 from .serve import serve
-from .train import evaluate, finetune, train
+from .train import evaluate, finetune, train, wise_ft
 
 app = typer.Typer(name="actionkit", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
@@ -27,6 +27,7 @@ app.command()(flow)
 app.command()(finetune)
 app.command()(train)
 app.command()(evaluate)
+app.command(name="wise-ft")(wise_ft)
 app.command()(export)
 app.command()(benchmark)
 app.command()(push)

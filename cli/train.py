@@ -14,6 +14,7 @@ from actionkit.train.finetune import DataConfig, FinetuneConfig
 from actionkit.train.finetune import finetune as run_finetune
 from actionkit.train.loop import TrainConfig
 from actionkit.train.tasks import TaskConfig
+from actionkit.train.wise_ft import DEFAULT_ALPHAS
 
 from ._common import (
     DeviceOption,
@@ -36,7 +37,9 @@ def finetune(
     model: Annotated[str, typer.Option("--model", "-m", help="Pretrained model: Hub folder, training run folder "
                                                    "(its best/ model), checkpoint file or repo id.")],
     self_distill: Annotated[bool, typer.Option("--self-distill", help="Self-distillation: last epoch's frozen encoder teaches.")] = default(TaskConfig, "self_distill"),
-    sd_weight: Annotated[float, typer.Option(help="λ of the self-distillation loss.")] = default(TaskConfig, "sd_weight"),
+    sd_weight: Annotated[float, typer.Option(help="λ of the self-distillation loss, in the paper's units: λ·‖f(x) − "
+                                                  "f'(x)‖², squared L2 summed over the 1,024 features, averaged "
+                                                  "over the batch.")] = default(TaskConfig, "sd_weight"),
     rev2net: Annotated[bool, typer.Option("--rev2net", help="Rev2Net multi-task objective (flow + reversed frames decoders).")] = default(TaskConfig, "rev2net"),
     flow_decoder: Annotated[bool, typer.Option(help="Rev2Net ablation: the optical-flow decoder.")] = default(TaskConfig, "flow_decoder"),
     frame_decoder: Annotated[bool, typer.Option(help="Rev2Net ablation: the reversed-frame decoder.")] = default(TaskConfig, "frame_decoder"),
@@ -79,6 +82,14 @@ def finetune(
     flow_span: Annotated[str, typer.Option(help="Flow targets: clip (each clip frame to the next clip frame) or "
                                                 "frame (to the next video frame; 1/stride of the motion).")] = default(DataConfig, "flow_span"),
     seed: Annotated[int, typer.Option()] = default(TrainConfig, "seed"),
+    evaluate_start: Annotated[bool, typer.Option("--evaluate-start/--no-evaluate-start",
+                                                 help="Validate the starting model as epoch 0 (saved as start/; "
+                                                      "best/ until an epoch beats it).")] = default(TrainConfig, "evaluate_start"),
+    wise_ft: Annotated[bool, typer.Option("--wise-ft", help="After training, WiSE-FT: interpolate every weight between "
+                                                            "start/ and last/ at each --wise-ft-alphas value; the best "
+                                                            "on val is saved as wise-ft/.")] = default(FinetuneConfig, "wise_ft"),
+    wise_ft_alphas: Annotated[str, typer.Option(help="WiSE-FT's α grid, comma-separated, in [0, 1] (0: the "
+                                                     "starting model, 1: the fine-tuned one).")] = ",".join(f"{a:g}" for a in DEFAULT_ALPHAS),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint "
                                                           "(a finished run: nothing to do).")] = default(FinetuneConfig, "resume"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete the run in --out (checkpoint, metrics, "
@@ -93,7 +104,8 @@ def finetune(
                             clip_len=clip_len, frame_stride=frame_stride, crop_size=crop_size, eval_clips=eval_clips,
                             strict=strict, workers=workers, flow_method=flow, flow_cache=flow_cache,
                             head_init=head_init, flow_span=flow_span),
-            model=model, out=out, device=device, resume=resume, overwrite=overwrite,
+            model=model, out=out, device=device, resume=resume, overwrite=overwrite, wise_ft=wise_ft,
+            wise_ft_alphas=parse_alphas(wise_ft_alphas),
             task=TaskConfig(rev2net=rev2net, flow_decoder=flow_decoder, frame_decoder=frame_decoder, ddp=ddp,
                             alpha=alpha, beta=beta, lambda_flow=lambda_flow, lambda_im=lambda_im,
                             self_distill=self_distill, sd_weight=sd_weight),
@@ -102,14 +114,27 @@ def finetune(
                               warmup_epochs=warmup_epochs, step_epochs=step_epochs, amp=amp,  # type: ignore[arg-type]
                               seed=seed, max_steps_per_epoch=max_steps_per_epoch, freeze_bn=not train_bn,
                               clip_grad_norm=clip_grad or None, head_lr_scale=head_lr_scale,
-                              decoder_lr_scale=decoder_lr_scale,
+                              decoder_lr_scale=decoder_lr_scale, evaluate_start=evaluate_start,
                               channels_last=channels_last))
         result = run_finetune(config, log=lambda line: typer.echo(line, err=True))
     if not distributed.is_main() or result.already_finished:  # rank 0 reports; a finished run was said in one line
         return
     best = f"{100 * result.best_top1:.1f}%" if result.best_top1 is not None else "n/a (no val split)"
+    if result.best_epoch is not None:
+        best += f" (epoch {result.best_epoch}{': the starting model' if result.best_epoch == 0 else ''})"
     typer.echo(f"done: {result.epochs} epoch(s) in {result.seconds:.0f} s, best val top-1 {best}; "
-               f"models in {out}/best and {out}/last")
+               f"models in {out}/best and {out}/last" + (f", WiSE-FT's in {out}/wise-ft" if wise_ft else ""))
+
+
+def parse_alphas(text: str) -> tuple[float, ...]:
+    """``"0,0.5,1"`` -> ``(0.0, 0.5, 1.0)``; a value that is not a number is a ValueError naming it."""
+    values = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise ValueError(f"--wise-ft-alphas: {part!r} is not a number") from None
+    return tuple(values)
 
 
 def _rev2net_on(command):
@@ -171,3 +196,31 @@ def evaluate(
                    f"mean class {100 * result.mean_class:.1f}%")
         if out:
             typer.echo(f"confusion matrix: {out}/confusion.png, {out}/confusion.json")
+
+
+def wise_ft(
+    start: Annotated[Path, typer.Option("--start", help="The starting model's folder (a run's start/).")],
+    finetuned: Annotated[Path, typer.Option("--finetuned", help="The fine-tuned model's folder (a run's last/).")],
+    data: DataOption,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The chosen model's folder; also gets wise-ft.json and wise-ft.png.")],
+    alphas: Annotated[str, typer.Option(help="α grid, comma-separated, in [0, 1].")] = ",".join(f"{a:g}" for a in DEFAULT_ALPHAS),
+    split: Annotated[str, typer.Option(help="The split that chooses α (val, or test).")] = "val",
+    split_by: SplitByOption = None,
+    val: ValOption = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Videos per batch.")] = 2,
+    workers: Annotated[int, typer.Option(min=0)] = 2,
+    device: DeviceOption = None,
+) -> None:
+    """WiSE-FT: interpolate every weight between a starting model and its fine-tuned self, keep the best α.
+
+    θ(α) = (1 − α)·θ₀ + α·θ₁ is scored on the split for each α; the best is saved as a model folder with
+    the table of α against accuracy (wise-ft.json) and its plot (wise-ft.png)."""
+    from actionkit.train.wise_ft import wise_ft as run_wise_ft
+
+    show_library_warnings()
+    with user_errors():
+        result = run_wise_ft(start, finetuned, data, out, alphas=parse_alphas(alphas), split=split, split_by=split_by,
+                             val=split_values(val), batch_size=batch_size, workers=workers, device=device,
+                             log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"α = {result.alpha:g}: val top-1 {100 * result.top1:.1f}%; model in {result.folder}, "
+               f"table in {result.table}")

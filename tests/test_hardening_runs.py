@@ -146,8 +146,9 @@ def test_a_full_disk_at_checkpoint_time_keeps_the_previous_checkpoint(tmp_path: 
 
 
 def test_a_full_disk_during_finetune_is_one_line(tiny_data: Path, k400_dir: Path, tmp_path: Path) -> None:  # noqa: F811
-    """best/ and last/ (47 MB each) fit on the 140 MB disk; the 94 MB checkpoint does not."""
-    with _tmpfs(tmp_path / "disk", "size=140m") as disk:
+    """start/, best/ and last/ (47 MB each, and best/'s temporary while it is replaced) fit on the 200 MB
+    disk; the 94 MB checkpoint does not."""
+    with _tmpfs(tmp_path / "disk", "size=200m") as disk:
         if disk is None:
             pytest.skip("cannot mount a tmpfs here")
         out = disk / "run"

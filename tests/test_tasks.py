@@ -281,14 +281,31 @@ def test_self_distillation_against_hand_computed_value() -> None:
     student = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], requires_grad=True)
     teacher = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
     # ‖f − f'‖² per clip: 0 + 4 + 9 = 13 and 1 + 1 + 1 = 3; N = 2 clips, D = 3 dimensions
-    assert losses.self_distill_loss(student, teacher).item() == pytest.approx(16.0 / 6)  # default mse: /(N·D)
-    assert losses.self_distill_loss(student, teacher, "mean").item() == pytest.approx(8.0)
+    assert losses.self_distill_loss(student, teacher).item() == pytest.approx(8.0)  # default, paper's units: /N
     assert losses.self_distill_loss(student, teacher, "sum").item() == pytest.approx(16.0)
-    losses.self_distill_loss(student, teacher, "mean").backward()  # d/df (1/N) Σ‖f − f'‖² = 2(f − f')/N
+    assert losses.self_distill_loss(student, teacher, "mse").item() == pytest.approx(16.0 / 6)  # /(N·D)
+    losses.self_distill_loss(student, teacher).backward()  # d/df (1/N) Σ‖f − f'‖² = 2(f − f')/N
     assert torch.allclose(student.grad, torch.tensor([[0.0, 2.0, 3.0], [-1.0, -1.0, -1.0]]))
     student.grad = None
-    losses.self_distill_loss(student, teacher).backward()  # mse: 2(f − f')/(N·D)
+    losses.self_distill_loss(student, teacher, "mse").backward()  # mse: 2(f − f')/(N·D)
     assert torch.allclose(student.grad, torch.tensor([[0.0, 2.0, 3.0], [-1.0, -1.0, -1.0]]) / 3)
+
+
+def test_self_distillation_term_is_lambda_times_the_summed_squared_distance(batch: DeviceBatch) -> None:
+    """The task's ``sd`` term in the paper's units: λ · (1/N) Σ_i Σ_d (f_d(x_i) − f'_d(x_i))², summed over
+    the 1,024 pooled features, computed here by hand from the student's and the teacher's features."""
+    task = make_task(self_distill=True, sd_weight=10.0).eval()
+    task.start_epoch(0)
+    with torch.no_grad():
+        for parameter in task.encoder.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))  # the student has moved since the teacher's copy
+        terms, _ = task.compute_terms(batch)
+        student = task.encoder.forward_features(batch.video)
+        teacher = task.teacher.forward_features(batch.video)
+    assert student.shape == (2, 1024)
+    by_hand = sum(float(((student[i] - teacher[i]) ** 2).sum()) for i in range(2)) / 2
+    assert by_hand > 0
+    assert terms["sd"].item() == pytest.approx(10.0 * by_hand, rel=1e-5)
 
 
 # --- 6. one seed, one random stream -----------------------------------------------------------------

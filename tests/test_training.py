@@ -60,12 +60,13 @@ def test_finetune_writes_a_complete_run_folder(tiny_data: Path, k400_dir: Path, 
     assert "replacing the model's 400-class classifier with a new 3-class one" in done.stderr
     for name in ("checkpoint.pt", "metrics.jsonl", "run.json", "classes.json", "plots/loss.png",
                  "plots/accuracy.png", "plots/confusion.png", "plots/confusion.json",
-                 "best/model.safetensors", "best/config.json", "best/README.md", "last/model.safetensors"):
+                 "best/model.safetensors", "best/config.json", "best/README.md", "last/model.safetensors",
+                 "start/model.safetensors"):
         assert (out / name).is_file(), name
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["split"] == "train"]
     val = [r for r in records if r["split"] == "val"]
-    assert [r["epoch"] for r in val] == [0, 1] and len(train) == 6  # 3 steps an epoch (6 clips, batch 2)
+    assert [r["epoch"] for r in val] == [-1, 0, 1] and len(train) == 6  # the start, then 3 steps an epoch (6 clips, batch 2)
     assert {"loss", "loss_ce", "loss_sd", "lr"} <= set(train[0]) and all(torch.isfinite(torch.tensor(r["loss"])) for r in train)
     run = json.loads((out / "run.json").read_text())
     assert len(run["skipped_unreadable"]) == 1 and run["classes"] == ["hugging", "kicking", "punching"]
@@ -186,7 +187,7 @@ def test_torchrun_two_processes_on_cpu(tiny_data: Path, k400_dir: Path, tmp_path
     assert done.stdout.count("done: 2 epoch(s)") == 1 and "best val top-1 n/a" not in done.stdout  # and reports
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["checkpoint.pt", "classes.json", "metrics.jsonl", "run.json"]
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records if r["split"] == "val"] == [0, 1]
+    assert [r["epoch"] for r in records if r["split"] == "val"] == [-1, 0, 1]  # the start, then each epoch
     assert len([r for r in records if r["split"] == "train"]) == 4  # 6 clips over 2 ranks, batch 2: 2 steps an epoch
     assert json.loads((out / "run.json").read_text())["world_size"] == 2
     assert not list(out.glob(".checkpoint.*")) and not list(out.glob(".*.tmp"))

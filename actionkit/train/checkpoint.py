@@ -33,8 +33,10 @@ from actionkit.train.metrics import METRICS_NAME
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1
 # What a run writes into its folder (fit and finetune): what ``overwrite`` clears.
-RUN_FILES = (CHECKPOINT_NAME, METRICS_NAME, "run.json", "classes.json")
-RUN_FOLDERS = ("best", "last", "plots")
+START_NAME = "start"      # the starting model (epoch 0), what WiSE-FT interpolates from
+WISE_FT_NAME = "wise-ft"  # WiSE-FT's chosen model folder; its table is wise-ft.json
+RUN_FILES = (CHECKPOINT_NAME, METRICS_NAME, "run.json", "classes.json", f"{WISE_FT_NAME}.json")
+RUN_FOLDERS = ("best", "last", START_NAME, WISE_FT_NAME, "plots")
 
 
 @dataclass

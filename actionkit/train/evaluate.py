@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
+from torch.utils.data import DataLoader
 
+from actionkit.config import PreprocessConfig
 from actionkit.data.loader import finish_batch
 from actionkit.devices import resolve_device
 from actionkit.errors import ActionkitError
@@ -144,9 +146,7 @@ def evaluate_model(data: Path, model: str, *, split: str = "val", split_by: str 
     (e.g. ``"openvino"`` with ``"int8"``), so an exported model is scored on exactly the same clips."""
     from dataclasses import replace
 
-    from actionkit.data.check import check_dataset
-    from actionkit.data.datasets import DatasetIndex, check_split_name, scan_dataset
-    from actionkit.data.loader import ClipDataset, make_loader
+    from actionkit.data.datasets import check_split_name
     from actionkit.hub import load_pretrained
     from actionkit.predict import Recognizer
 
@@ -161,16 +161,30 @@ def evaluate_model(data: Path, model: str, *, split: str = "val", split_by: str 
         recognizer = Recognizer.from_pretrained(model, device=target, backend=backend, precision=precision)  # type: ignore[arg-type]
         config, logits_of, target = recognizer.config, recognizer.backend, recognizer.device
     mapping = read_class_map(class_map) if class_map else None
-    index = scan_dataset(data, split_by=split_by, val=val, test=test,
-                         classes=None if mapping else config.labels, split=split)
-    matrix = class_map_matrix(mapping, config.labels, index.classes, str(class_map)) if mapping else None
-    scored = DatasetIndex(index.root, index.layout, index.classes, index.split(split), index.source)
-    samples = check_dataset(scored, workers=max(1, workers)).training_samples(split)
     preprocessing = replace(config.preprocessing, **{k: v for k, v in
                                                     (("num_clips", num_clips), ("num_crops", num_crops)) if v})
-    dataset = ClipDataset(samples.samples, train=False, eval_preprocessing=preprocessing, num_frames=samples.num_frames)
-    loader = make_loader(dataset, batch_size, shuffle=False, workers=workers, shard=False)
-    result = evaluate(logits_of, loader, len(index.classes), target, preprocessing.value_range, matrix)
+    loader, classes = split_loader(data, preprocessing, split=split, split_by=split_by, val=val, test=test,
+                                   classes=None if mapping else config.labels, batch_size=batch_size, workers=workers)
+    matrix = class_map_matrix(mapping, config.labels, classes, str(class_map)) if mapping else None
+    result = evaluate(logits_of, loader, len(classes), target, preprocessing.value_range, matrix)
     if out is not None:
-        save_confusion(result, index.classes, out, f"{Path(model).name} on {index.root.name} ({split})")
-    return result, index.classes
+        save_confusion(result, classes, out, f"{Path(model).name} on {Path(data).name} ({split})")
+    return result, classes
+
+
+def split_loader(data: Path, preprocessing: PreprocessConfig, *, split: str = "val", split_by: str | None = None,
+                 val: list[str] | None = None, test: list[str] | None = None, classes: list[str] | None = None,
+                 batch_size: int = 2, workers: int = 2) -> tuple[DataLoader, list[str]]:
+    """Evaluation batches of one split of a dataset (every view ``preprocessing`` asks for) and the
+    dataset's classes (in ``classes``' order when given: a model's labels). Only that split is read and
+    decoded; unreadable videos are skipped with a warning."""
+    from actionkit.data.check import check_dataset
+    from actionkit.data.datasets import DatasetIndex, check_split_name, scan_dataset
+    from actionkit.data.loader import ClipDataset, make_loader
+
+    check_split_name(split)
+    index = scan_dataset(data, split_by=split_by, val=val, test=test, classes=classes, split=split)
+    scored = DatasetIndex(index.root, index.layout, index.classes, index.split(split), index.source)
+    samples = check_dataset(scored, workers=max(1, workers)).training_samples(split)
+    dataset = ClipDataset(samples.samples, train=False, eval_preprocessing=preprocessing, num_frames=samples.num_frames)
+    return make_loader(dataset, batch_size, shuffle=False, workers=workers, shard=False), index.classes

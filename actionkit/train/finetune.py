@@ -26,13 +26,16 @@ from actionkit.data.datasets import DatasetIndex, scan_dataset
 from actionkit.data.flow import FlowCache, FlowConfig
 from actionkit.data.loader import ClipConfig, ClipDataset, check_flow_span, make_loader, worker_processes
 from actionkit.data.transforms import AugmentConfig
+from actionkit.errors import ActionkitError
 from actionkit.files import ensure_writable_folder, write_text_atomically
 from actionkit.hub import ModelConfig, load_pretrained
 from actionkit.models.i3d import I3D
 from actionkit.train import distributed
-from actionkit.train.checkpoint import prepare_run_folder
+from actionkit.train.checkpoint import START_NAME, WISE_FT_NAME, prepare_run_folder
+from actionkit.train.evaluate import split_loader
 from actionkit.train.loop import RunResult, TrainConfig, finished_line, finished_run, fit
 from actionkit.train.tasks import Task, TaskConfig
+from actionkit.train.wise_ft import DEFAULT_ALPHAS, check_alphas, search_alphas
 
 _log = logging.getLogger("actionkit")
 
@@ -66,7 +69,10 @@ class DataConfig:
 class FinetuneConfig:
     """Everything a run needs. ``model`` is a Hub folder, a checkpoint file or a repo id. ``out`` is the
     run folder: empty (or new) for a new run; ``resume`` continues the run in it, ``overwrite`` deletes
-    that run's files and starts again (not both)."""
+    that run's files and starts again (not both). ``wise_ft`` adds WiSE-FT after training
+    (:mod:`actionkit.train.wise_ft`): the run's ``start/`` and ``last/`` interpolated at
+    ``wise_ft_alphas``, the best on the validation split saved as ``wise-ft/`` with ``wise-ft.json`` and
+    ``plots/wise-ft.png``; it needs a validation split and the starting model's evaluation (the default)."""
 
     data: DataConfig
     model: str
@@ -76,6 +82,8 @@ class FinetuneConfig:
     device: str | None = None
     resume: bool = False
     overwrite: bool = False
+    wise_ft: bool = False  # after training: WiSE-FT between start/ and last/, the best α saved as wise-ft/
+    wise_ft_alphas: tuple[float, ...] = DEFAULT_ALPHAS
 
 
 def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunResult:
@@ -88,6 +96,10 @@ def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunR
     workers (and the fork server they came from) are stopped when it returns or raises."""
     if config.train.decoder_lr_scale != 1.0 and not config.task.rev2net:
         raise ValueError("decoder_lr_scale applies to Rev2Net's decoders: turn rev2net on, or leave it at 1")
+    if config.wise_ft:
+        check_alphas(config.wise_ft_alphas)
+        if not config.train.evaluate_start:
+            raise ValueError("WiSE-FT interpolates from the starting model, which --no-evaluate-start does not save")
     out = Path(config.out)
     if distributed.is_main():  # rank 0 owns the folder; the others only read the checkpoint
         prepare_run_folder(out, resume=config.resume, overwrite=config.overwrite)
@@ -96,6 +108,8 @@ def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunR
         if finished is not None:
             if distributed.is_main():
                 log(finished_line(finished))
+                if config.wise_ft and not (out / f"{WISE_FT_NAME}.json").exists():
+                    _wise_ft(config, log)  # a finished run asked for WiSE-FT afterwards
             return finished
     device = distributed.device_for_rank(config.device)
     with distributed.process_group(device), worker_processes():
@@ -121,8 +135,33 @@ def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunR
         result = fit(task, train_loader, val_loader, config.train, config.out, model_config, device=device,
                      resume=config.resume, settings=_settings(config), setting_defaults=_setting_defaults(), log=say)
         if distributed.is_main():
+            if result.beat_start is False:
+                say(f"fine-tuning did not beat the starting model: no epoch validated above its "
+                    f"{100 * result.start_top1:.1f}% (epoch 0), so best/ is the starting model")
             _write_run_report(config, index, skipped, result)
+            if config.wise_ft:
+                _wise_ft(config, say, val_loader, device)
         return result
+
+
+def _wise_ft(config: FinetuneConfig, log: Callable[[str], None], val_loader=None,
+             device: torch.device | None = None) -> None:
+    """WiSE-FT between the run's start/ and last/, into wise-ft/ (see FinetuneConfig)."""
+    out = Path(config.out)
+    if not (out / START_NAME).is_dir():
+        raise ActionkitError(f"{out}: WiSE-FT needs the starting model in {out / START_NAME}, which this run did "
+                             "not save (it was started without evaluating its start, or before that existed)")
+    if val_loader is None and device is None:
+        device = distributed.device_for_rank(config.device)
+    start, last = load_pretrained(out / START_NAME), load_pretrained(out / "last")
+    if val_loader is None:
+        data = config.data
+        val_loader, _ = split_loader(data.root, last.pretrained_cfg.preprocessing, split="val", split_by=data.split_by,
+                                     val=data.val, test=data.test, classes=last.pretrained_cfg.labels,
+                                     batch_size=max(1, config.train.batch_size // data.eval_clips), workers=data.workers)
+    search_alphas(start, last, val_loader, device, out / WISE_FT_NAME, out / f"{WISE_FT_NAME}.json",
+                  out / "plots" / "wise-ft.png", alphas=config.wise_ft_alphas,
+                  sources=(str(out / START_NAME), str(out / "last")), log=log)
 
 
 def _scan(data: DataConfig, encoder: I3D) -> DatasetIndex:
@@ -234,6 +273,7 @@ def _write_run_report(config: FinetuneConfig, index: DatasetIndex, skipped: list
                               "dataset": index.describe(), "classes": index.classes,
                               "skipped_unreadable": skipped, "world_size": distributed.world_size()}
     if result is not None:
-        report["result"] = {"epochs": result.epochs, "best_top1": result.best_top1, "last": result.last,
-                            "seconds": round(result.seconds, 1)}
+        report["result"] = {"epochs": result.epochs, "best_top1": result.best_top1, "best_epoch": result.best_epoch,
+                            "start_top1": result.start_top1, "beat_start": result.beat_start,
+                            "last": result.last, "seconds": round(result.seconds, 1)}
     write_text_atomically(out / "run.json", json.dumps(report, indent=2) + "\n")

@@ -1,6 +1,8 @@
 """fit: the training loop, readable top to bottom.
 
-Per epoch: the task starts the epoch (self-distillation refreshes its teacher), the loader replays the
+Before the first epoch of a new run, rank 0 validates the starting model (the pretrained encoder with its
+new classifier) as epoch 0 and writes it to ``start/`` and ``best/``: a later epoch becomes ``best/`` only
+by beating it, so a run whose fine-tuning made the model worse keeps its start. Per epoch: the task starts the epoch (self-distillation refreshes its teacher), the loader replays the
 epoch's seeded order, each batch is normalised on the device, the task returns its named losses, and
 the optimizer steps every ``accumulate`` batches. Then rank 0 validates, writes ``last/`` (and ``best/``)
 as Hub folders, plots, and saves the checkpoint atomically. ``resume=True`` continues from the last
@@ -29,6 +31,7 @@ from actionkit.progress import progress_bar
 from actionkit.train import distributed
 from actionkit.train.checkpoint import (
     CHECKPOINT_NAME,
+    START_NAME,
     TrainingState,
     load_checkpoint,
     restore_rng,
@@ -67,6 +70,7 @@ class TrainConfig:
     head_lr_scale: float = 1.0  # the classifier's lr = lr × this (a new classifier learns faster than the trunk)
     decoder_lr_scale: float = 1.0  # Rev2Net's decoders and Gaussian heads: lr × this (the paper: one lr for all)
     channels_last: bool = False  # channels-last 3D weights (faster convolutions: benchmarks/training_throughput.py)
+    evaluate_start: bool = True  # validate the starting model as epoch 0 (start/; best/ until an epoch beats it)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
@@ -82,7 +86,9 @@ class TrainConfig:
 @dataclass
 class RunResult:
     """Where the run lives and how it ended. ``already_finished``: a resume found the run finished and
-    changed nothing (``last`` and ``best_top1`` are then those the run ended with; ``seconds`` this call's)."""
+    changed nothing (``last`` and ``best_top1`` are then those the run ended with; ``seconds`` this call's).
+    ``start_top1``: the starting model's validation top-1 (None when it was not evaluated);
+    ``best_epoch``: the epoch ``best/`` holds, 0 for the starting model (None without validation)."""
 
     run_dir: Path
     epochs: int
@@ -90,6 +96,15 @@ class RunResult:
     last: dict[str, float]
     seconds: float
     already_finished: bool = False
+    start_top1: float | None = None
+    best_epoch: int | None = None
+
+    @property
+    def beat_start(self) -> bool | None:
+        """Whether a trained epoch validated better than the starting model (None when either is unknown)."""
+        if self.start_top1 is None or self.best_epoch is None:
+            return None
+        return self.best_epoch > 0
 
 
 def build_optimizer(parameters: list[torch.nn.Parameter], config: TrainConfig,
@@ -198,6 +213,8 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
             log(f"resuming {run_dir} after epoch {start_epoch} of {config.epochs} (step {step})")
     elif main:
         metrics.start()  # a new run's log holds only its own steps
+    if main and not resume and val_loader is not None and config.evaluate_start:
+        best = _validate_start(task, val_loader, model_config, device, run_dir, metrics, log)
     model = _wrap_distributed(task, device)
     last: dict[str, float] = {}
     dead_decoders = DeadDecoderWarning(log)  # checked on rank 0, which logs
@@ -226,7 +243,40 @@ def fit(task: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader 
                                                    scheduler.state_dict(), rng, settings, best,
                                                    scaler.state_dict() if scaler.is_enabled() else None))
         distributed.barrier()
-    return RunResult(run_dir, config.epochs, best, last, time.perf_counter() - started)
+    start_top1, best_epoch = best_of_log(metrics.records()) if main else (None, None)
+    return RunResult(run_dir, config.epochs, best, last, time.perf_counter() - started,
+                     start_top1=start_top1, best_epoch=best_epoch)
+
+
+def best_of_log(records: list[dict[str, Any]]) -> tuple[float | None, int | None]:
+    """From a run's ``metrics.jsonl`` records: the starting model's validation top-1 (its record has
+    ``epoch`` −1; None when absent) and the epoch ``best/`` holds (0: the starting model, N: after N
+    epochs; the first of equal top-1s, as :func:`fit` keeps it; None without validation records)."""
+    val = [r for r in records if r.get("split") == "val"]
+    start = next((r["top1"] for r in val if r["epoch"] == -1), None)
+    if not val:
+        return start, None
+    best = max(r["top1"] for r in val)
+    return start, next(r["epoch"] + 1 for r in val if r["top1"] == best)
+
+
+def _validate_start(task, val_loader: DataLoader, model_config: ModelConfig, device, run_dir: Path,
+                    metrics: MetricsLog, log: Callable[[str], None]) -> float:
+    """Epoch 0: validate the model before any step, log it (``epoch`` −1 in metrics.jsonl), save it as
+    ``start/`` and as ``best/``. The random state is put back afterwards (iterating a loader draws from
+    it), so the training that follows is the one a run without this validation would do."""
+    state = rng_state() | task.random_state()
+    result = _validate(task, val_loader, model_config, device)
+    restore_rng(state)
+    task.restore_random_state(state)
+    metrics.append({"split": "val", "epoch": -1, "step": 0, **result.metrics()})
+    log(f"epoch 0 (the starting model, before any step): val top-1 {100 * result.top1:.1f}%, top-5 "
+        f"{100 * result.top5:.1f}%, mean class {100 * result.mean_class:.1f}%")
+    card = _card_metrics({"epoch": 0, **result.metrics()})
+    save_pretrained(task.encoder, run_dir / START_NAME, config=model_config, metrics=card)
+    save_pretrained(task.encoder, run_dir / "best", config=model_config, metrics=card)
+    save_confusion(result, model_config.labels, run_dir / "plots", "best epoch")
+    return result.top1
 
 
 def finished_run(run_dir: str | Path, config: TrainConfig, *, settings: dict[str, Any] | None = None,
@@ -255,11 +305,14 @@ def _finished_line(run_dir: Path, epochs: int) -> str:
 def _finished_result(run_dir: Path, config: TrainConfig, best: float | None, started: float) -> RunResult:
     """A finished run's result as :func:`fit` returned it, from its log: ``last`` from its last validation."""
     last: dict[str, float] = {"epoch": config.epochs}
-    for record in reversed(MetricsLog(run_dir).records()):
+    records = MetricsLog(run_dir).records()
+    for record in reversed(records):
         if record.get("split") == "val" and record.get("epoch") == config.epochs - 1:
             last.update({k: v for k, v in record.items() if k not in ("split", "epoch", "step")})
             break
-    return RunResult(run_dir, config.epochs, best, last, time.perf_counter() - started, already_finished=True)
+    start_top1, best_epoch = best_of_log(records)
+    return RunResult(run_dir, config.epochs, best, last, time.perf_counter() - started, already_finished=True,
+                     start_top1=start_top1, best_epoch=best_epoch)
 
 
 def _run_settings(config: TrainConfig, settings: dict[str, Any] | None) -> dict[str, Any]:

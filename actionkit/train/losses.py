@@ -12,10 +12,11 @@ Reductions (the papers leave them open):
   norms measured). ``"rms"`` divides each norm by √(elements per clip) (a root-mean-square error: values
   near CE's, but gradients √D times smaller, which leaves the auxiliary tasks far weaker than CE at
   these weights); ``"sum"`` sums over the batch (Eq. 3 summed over clips).
-- Self-distillation, ``reduction="mean"`` by default: ‖f(x) − f'(x)‖² per clip, averaged over the
-  batch. The paper's Eq. 1 (CE) and Eq. 2 (SD) both sum over samples; our cross-entropy averages, so
-  averaging SD as well keeps the paper's ratio, and λ = 100 means what it meant there. ``"sum"``
-  sums over the batch (Eq. 2 to the letter, N times larger next to a batch-mean CE).
+- Self-distillation, ``reduction="mean"`` by default: ‖f(x) − f'(x)‖² per clip (squared L2 summed over
+  the feature dimensions), averaged over the batch. The paper's Eq. 1 (CE) and Eq. 2 (SD) both sum over
+  samples; our cross-entropy averages, so averaging SD as well keeps the paper's ratio, and λ is in the
+  paper's units. ``"sum"`` sums over the batch (Eq. 2 to the letter, N times larger next to a
+  batch-mean CE); ``"mse"`` also averages over the D feature dimensions (λ_mse = D·λ_paper).
 """
 
 from __future__ import annotations
@@ -92,19 +93,19 @@ def frame_loss(pred: torch.Tensor, video: torch.Tensor, reduction: FrobeniusRedu
 
 
 def self_distill_loss(student: torch.Tensor, teacher: torch.Tensor,
-                      reduction: SelfDistillReduction = "mse") -> torch.Tensor:
+                      reduction: SelfDistillReduction = "mean") -> torch.Tensor:
     """Self-distillation Eq. 2: ‖f(x_i) − f'(x_i)‖² for student features f and teacher features f'
     (N×D, D = 1024 for I3D); the teacher is a constant (detached here). Reductions:
 
-    * ``mse`` (default): the mean over samples *and* feature dimensions, (1/(N·D)) Σ_i ‖f − f'‖², what
-      "‖f − f'‖²" usually means in distillation code (``F.mse_loss``);
-    * ``mean``: squared distance summed over dimensions, averaged over samples, (1/N) Σ_i ‖f − f'‖²;
-    * ``sum``: summed over samples too, Σ_i ‖f − f'‖² (Eq. 2 read literally).
+    * ``mean`` (default): squared distance summed over dimensions, averaged over samples,
+      (1/N) Σ_i ‖f − f'‖²: the paper's units next to a batch-mean cross-entropy;
+    * ``sum``: summed over samples too, Σ_i ‖f − f'‖² (Eq. 2 read literally);
+    * ``mse``: the mean over samples *and* feature dimensions, (1/(N·D)) Σ_i ‖f − f'‖²
+      (``F.mse_loss``), so λ_mse = D·λ_paper (λ_mse = 100 at D = 1024 is λ ≈ 0.098 in the paper's units).
 
-    Why ``mse``: with I3D's 1024-d features and λ = 100 (the paper's best), the ``mean`` form gives
-    the loss a stiffness of 2λ = 200 per feature; SGD (lr 0.005, momentum 0.9) overshoots it on the
-    second step and diverges to NaN on real clips at 224² (measured). Averaging over the D dimensions
-    makes λ = 100 a stiffness of about 0.2, stable at the usual fine-tuning rates.
+    The term's stiffness is 2λ per feature; with plain SGD at a high rate a large λ can overshoot (λ = 100
+    with SGD lr 0.005, momentum 0.9 diverged at 224²); AdamW normalises each step and stays stable
+    (``docs/ut-interaction.md`` records the λ sweep).
     """
     per_sample = (student.float() - teacher.detach().float()).pow(2).sum(dim=1)
     if reduction == "mse":

@@ -1,4 +1,7 @@
-"""metrics.jsonl (one JSON object a line: training steps and validation epochs) and its PNG plots."""
+"""metrics.jsonl (one JSON object a line: training steps and validation epochs) and its PNG plots.
+
+``epoch`` in a record is the 0-based epoch it belongs to; the starting model's validation, before any
+step, is logged with ``epoch`` −1 and plotted as epoch 0."""
 
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ One :class:`Task` covers the three objectives the product trains with, as indepe
   Pan et al.: L = CE + α·KL(N(μ1,σ1²) ‖ N(μ2,σ2²)) + β·Σ_l ‖f^l_D1 − f^l_D2‖_F
   + λflow·‖O − Ô‖_F + λim·‖I − Î‖_F. The DDP terms compare the two decoders, so they exist only when both are on;
   switching a decoder off removes it, its Gaussian head, its reconstruction term and the DDP terms;
-- self-distillation (``self_distill``): L += λ·‖f(x) − f'(x)‖², f' a frozen copy of the encoder taken
+- self-distillation (``self_distill``): L += λ·‖f(x) − f'(x)‖² (squared L2 over the 1,024 pooled
+  features, averaged over the batch: λ in the paper's units), f' a frozen copy of the encoder taken
   at the start of each epoch (Algorithm 1: at the first epoch, the pretrained encoder).
 
 The loop sees only ``forward(batch) -> TaskOutput``, ``start_epoch``, ``evaluate_logits``,
@@ -48,7 +49,7 @@ class TaskConfig:
     self_distill: bool = False
     sd_weight: float = 100.0
     frobenius_reduction: str = "mean"  # flow, frame and low-level DDP norms: mean | rms | sum over the batch
-    sd_reduction: str = "mse"          # self-distillation: mse (mean over batch and dims) | mean | sum
+    sd_reduction: str = "mean"         # self-distillation: mean (paper's units: summed over dims, batch mean) | sum | mse
 
     def __post_init__(self) -> None:
         if self.frobenius_reduction not in _FROBENIUS_REDUCTIONS:
