@@ -50,6 +50,8 @@ def predict(
         RayBatchConfig, "cpus_per_worker"),
     gpus_per_worker: Annotated[float, typer.Option(min=0.0, help="--ray: GPUs per actor.")] = default(
         RayBatchConfig, "gpus_per_worker"),
+    decoders: Annotated[int | None, typer.Option(min=1, help="--ray: decoding tasks at once per actor (default: 1 per "
+                                                             "CPU actor, 4 per GPU actor).")] = None,
     device: DeviceOption = None,
     revision: RevisionOption = None,
 ) -> None:
@@ -58,7 +60,7 @@ def predict(
         if timeline or out is None:
             raise fail("--ray writes one JSON line per video to --out FILE.jsonl, and does not make timelines")
         _predict_on_ray(videos, model, out, address, workers, cpus_per_worker, gpus_per_worker, batch_size or 4,
-                        backend, precision, top_k, num_clips, num_crops)
+                        backend, precision, top_k, num_clips, num_crops, decoders)
         return
     if not timeline and (window or stride or out):
         raise fail("--window, --stride and --out go with --timeline (or --out with --ray)")
@@ -90,14 +92,14 @@ def predict(
 
 def _predict_on_ray(videos: list[Path], model: str, out: Path, address: str | None, workers: int,
                     cpus_per_worker: float, gpus_per_worker: float, batch_size: int, backend: str, precision: str,
-                    top_k: int, num_clips: int | None, num_crops: int | None) -> None:
+                    top_k: int, num_clips: int | None, num_crops: int | None, decoders: int | None) -> None:
     from actionkit.predict.ray_batch import predict_on_ray, written_rows
 
     with user_errors():
         config = RayBatchConfig(model=model, out=out, address=address, workers=workers,
                                 cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
                                 batch_size=batch_size, backend=backend, precision=precision, top_k=top_k,
-                                num_clips=num_clips, num_crops=num_crops)
+                                num_clips=num_clips, num_crops=num_crops, decoders=decoders)
         report = predict_on_ray([str(v) for v in videos], config)
         failed = [row for row in written_rows(out) if row.get("error")]
     print(f"{report.written} videos predicted on Ray in {report.seconds:.1f} s, {report.done_before} already in "

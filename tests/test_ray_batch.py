@@ -64,6 +64,7 @@ def test_the_job_spreads_over_both_nodes_and_matches_single_process_predict(two_
     report = predict_on_ray(videos, RayBatchConfig(model=str(k400_fast_dir), out=out, workers=2,
                                                    cpus_per_worker=1, videos_per_task=2), progress=False)
     assert (report.videos, report.written, report.failed, report.done_before) == (len(videos), len(videos), 1, 0)
+    assert 0 < report.first_result_seconds < report.seconds
     rows = {row["video"]: row for row in _rows(out)}
     assert len(rows) == len(videos) == len(_rows(out))  # each video once
     assert "error" in rows[videos[-1]] and rows[videos[-1]]["predictions"] == []
@@ -124,3 +125,31 @@ def test_a_rerun_after_the_driver_is_killed_runs_only_the_missing_videos(two_nod
     rows = _rows(out)
     assert sorted(r["video"] for r in rows) == sorted(videos)
     assert len(rows) == len(videos)
+
+
+def test_decoders_default_to_one_per_cpu_worker_and_four_per_gpu_worker(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    assert RayBatchConfig(model="m", out=out).decoders_per_worker == 1
+    assert RayBatchConfig(model="m", out=out, gpus_per_worker=0.5).decoders_per_worker == 4
+    assert RayBatchConfig(model="m", out=out, gpus_per_worker=1, decoders=2).decoders_per_worker == 2
+    with pytest.raises(ValueError, match="at least 1"):
+        RayBatchConfig(model="m", out=out, decoders=0)
+
+
+def test_decoding_lowers_only_its_own_thread(videos) -> None:
+    """A decoding task runs on a low-priority thread, and leaves its process's main thread as it was: Ray
+    may make the same worker process a model actor later, whose threads would inherit a lowered main
+    thread's priority (measured: the model then ran niced beside its own decoders)."""
+    from dataclasses import asdict
+
+    from actionkit.config import PreprocessConfig
+    from actionkit.predict.load_ahead import LOADER_NICENESS
+    from actionkit.predict.ray_batch import decode_video, low_priority_thread
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    row = decode_video({"video": videos[0]}, asdict(PreprocessConfig(clip_len=8, crop_size=64, resize_short_side=64)),
+                       None, None)
+    assert row["error"] == "" and row["shape"][1:] == [8, 3, 64, 64]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+    decoder = low_priority_thread().submit(threading.get_native_id).result()
+    assert os.getpriority(os.PRIO_PROCESS, decoder) in (LOADER_NICENESS, before)  # before: a sandbox that forbids it

@@ -17,6 +17,7 @@ import csv
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,6 +40,7 @@ from actionkit.progress import progress_bar
 
 INSTALL_HINT = "Ray is not installed: pip install 'actionkit[serve]'"
 LIST_SUFFIXES = (".txt", ".lst")
+GPU_WORKER_DECODERS = 4  # decoding tasks per GPU worker by default: a GPU scores clips faster than one decoder makes them
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,9 @@ class RayBatchConfig:
     """A batch job. ``address``: the Ray cluster (``"auto"`` or ``ray://host:10001``; None starts a
     local Ray on this machine). ``workers``: model actors, each with ``cpus_per_worker`` CPUs (the
     model's threads) and ``gpus_per_worker`` GPUs. ``batch_size``: clips per model call. ``decoders``:
-    decoding tasks running at once per worker."""
+    decoding tasks running at once per worker; None (the default) is 1 for a CPU worker, whose model
+    already keeps its cores busy (a second decoder slowed the job on 2 cores, ``benchmarks/README.md``),
+    and :data:`GPU_WORKER_DECODERS` for a GPU worker, whose model waits on decoding."""
 
     model: str
     out: Path
@@ -56,7 +60,7 @@ class RayBatchConfig:
     gpus_per_worker: float = 0.0
     batch_size: int = 4
     videos_per_task: int = 4
-    decoders: int = 2
+    decoders: int | None = None
     backend: str = "auto"
     precision: str = "auto"
     top_k: int = 5
@@ -64,21 +68,33 @@ class RayBatchConfig:
     num_crops: int | None = None
 
     def __post_init__(self) -> None:
-        if self.workers < 1 or self.batch_size < 1 or self.top_k < 1 or self.videos_per_task < 1 or self.decoders < 1:
+        if self.workers < 1 or self.batch_size < 1 or self.top_k < 1 or self.videos_per_task < 1 or \
+                (self.decoders is not None and self.decoders < 1):
             raise ValueError("workers, batch size, top-k, videos per task and decoders must be at least 1")
         if self.out.suffix != ".jsonl":
             raise ValueError(f"{self.out}: the output of a Ray batch job is a .jsonl file (one JSON object a line)")
 
 
+    @property
+    def decoders_per_worker(self) -> int:
+        """``decoders``, or its default for this worker's kind (see the class docstring)."""
+        if self.decoders is not None:
+            return self.decoders
+        return GPU_WORKER_DECODERS if self.gpus_per_worker > 0 else 1
+
+
 @dataclass(frozen=True)
 class RayBatchReport:
-    """How the job went: videos asked for, already in the output before, written now, failed, seconds."""
+    """How the job went: videos asked for, already in the output before, written now, failed, seconds;
+    ``first_result_seconds``: from the call to the first row written (connecting, starting the model
+    actors, the first decoded videos), None when nothing was written."""
 
     videos: int
     done_before: int
     written: int
     failed: int
     seconds: float
+    first_result_seconds: float | None = None
 
 
 def import_ray() -> Any:
@@ -155,9 +171,27 @@ def model_config(model: str) -> ModelConfig:
 
 def decode_video(row: dict[str, Any], preprocessing: dict[str, Any], num_clips: int | None,
                  num_crops: int | None) -> dict[str, Any]:
-    """A Ray task: ``row["video"]`` -> its views as bytes (with their shape), warnings, or the error."""
-    lower_thread_priority()  # beside the model's threads, decoding takes the gaps
-    video = row["video"]
+    """A Ray task: ``row["video"]`` -> its views as bytes (with their shape), warnings, or the error.
+
+    The work runs on a low-priority thread of the worker process (:func:`low_priority_thread`), so the
+    model's threads keep precedence and the worker's own main thread keeps its priority: Ray may later
+    make the same process a model actor, whose threads would otherwise inherit the lowered priority."""
+    return low_priority_thread().submit(_decode, row["video"], preprocessing, num_clips, num_crops).result()
+
+
+_LOW_PRIORITY: ThreadPoolExecutor | None = None
+
+
+def low_priority_thread() -> ThreadPoolExecutor:
+    """This process's one decoding thread, at low priority (made on first use, reused by later tasks)."""
+    global _LOW_PRIORITY
+    if _LOW_PRIORITY is None:
+        _LOW_PRIORITY = ThreadPoolExecutor(max_workers=1, thread_name_prefix="actionkit-decode",
+                                           initializer=lower_thread_priority)
+    return _LOW_PRIORITY
+
+
+def _decode(video: str, preprocessing: dict[str, Any], num_clips: int | None, num_crops: int | None) -> dict[str, Any]:
     try:
         loaded = load_video(video, video, PreprocessConfig(**preprocessing), num_clips, num_crops, threads="SLICE")
     except VideoError as error:
@@ -222,6 +256,7 @@ def predict_on_ray(sources: Sequence[str | Path], config: RayBatchConfig, progre
     todo = [v for v in videos if v not in done]
     pre = asdict(model_config(config.model).preprocessing)
     written = failed = 0
+    first_result = None
     if todo:
         ray = import_ray()
         _connect(ray, config.address)
@@ -229,7 +264,7 @@ def predict_on_ray(sources: Sequence[str | Path], config: RayBatchConfig, progre
                                       override_num_blocks=max(1, len(todo) // config.videos_per_task))
         decoded = dataset.map(decode_video, fn_kwargs={"preprocessing": pre, "num_clips": config.num_clips,
                                                        "num_crops": config.num_crops},
-                              num_cpus=0, compute=ray.data.TaskPoolStrategy(size=config.decoders * config.workers))
+                              num_cpus=0, compute=ray.data.TaskPoolStrategy(size=config.decoders_per_worker * config.workers))
         scored = decoded.map_batches(  # Ray Data restarts dead actors and retries their batches by default
             VideoScorer, batch_size=config.videos_per_task, compute=ray.data.ActorPoolStrategy(size=config.workers),
             num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker or None,
@@ -246,10 +281,13 @@ def predict_on_ray(sources: Sequence[str | Path], config: RayBatchConfig, progre
                 out.flush()
                 os.fsync(out.fileno())
                 done.add(row["video"])
+                if first_result is None:
+                    first_result = time.perf_counter() - started
                 written += 1
                 failed += "error" in json.loads(row["result"])
                 advance()
-    return RayBatchReport(len(videos), len(videos) - len(todo), written, failed, time.perf_counter() - started)
+    return RayBatchReport(len(videos), len(videos) - len(todo), written, failed, time.perf_counter() - started,
+                          first_result)
 
 
 def _connect(ray: Any, address: str | None) -> None:
