@@ -48,6 +48,13 @@ def test_epoch_zero_becomes_best_when_no_epoch_beats_it(tiny_data: Path, k400_di
     start, best = load_file(out / "start" / "model.safetensors"), load_file(out / "best" / "model.safetensors")
     assert start.keys() == best.keys() and all(torch.equal(start[k], best[k]) for k in start)
     assert "| epoch | 0 |" in (out / "best" / "README.md").read_text().replace("`", "")
+    # a finished run resumed with --wise-ft gets its WiSE-FT without training again
+    again = _cli("finetune", "--data", str(tiny_data), "--model", str(k400_dir), "--out", str(out), "--epochs", "2",
+                 "--head-init", "linear-probe", *TINY[:-4], "--lr", "1e-12", "--seed", "3", "--resume",
+                 "--wise-ft", "--wise-ft-alphas", "0,1")
+    assert again.returncode == 0, again.stderr
+    assert "already finished" in again.stderr and "epoch 1/2" not in again.stderr
+    assert [row["alpha"] for row in json.loads((out / "wise-ft.json").read_text())["rows"]] == [0.0, 1.0]
 
 
 def test_wise_ft_endpoints_reproduce_the_two_models_exactly(tuned_run: Path) -> None:
