@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--sd-weight", type=float, default=100.0, help="self-distillation weight λ")
+    parser.add_argument("--sd-weight", type=float, default=TaskConfig().sd_weight,
+                        help="self-distillation weight λ, in the paper's units (the library's default)")
     parser.add_argument("--workers", type=int, default=2, help="loader worker processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trt", action="store_true", help="also build a TensorRT engine (needs tensorrt)")

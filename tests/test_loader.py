@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,7 @@ def test_loader_batches_are_uint8_and_reproducible(tmp_path: Path) -> None:
     videos = sorted(require(UT / "set2").glob("*.avi"))[:4]
     samples = [Sample(p, i % 2) for i, p in enumerate(videos)]
     dataset = ClipDataset(samples, clips=ClipConfig(clip_len=8), seed=7)
+    handler = signal.getsignal(signal.SIGCHLD)
     with worker_processes():  # the workers stop here, not whenever the loader is collected
         loader = make_loader(dataset, batch_size=2, workers=2)
         runs = []
@@ -130,6 +132,9 @@ def test_loader_batches_are_uint8_and_reproducible(tmp_path: Path) -> None:
             runs.append([b for b in loader])
         set_loader_epoch(loader, 2)
         third = next(iter(loader))["frames"]
+        assert signal.getsignal(signal.SIGCHLD) is not handler  # PyTorch's, while its workers live
+    # ... and the process's own again after the block (left installed, it crashed a later OpenVINO export)
+    assert signal.getsignal(signal.SIGCHLD) is handler
     assert [len(b["label"]) for b in runs[0]] == [2, 2]
     assert runs[0][0]["frames"].dtype == torch.uint8 and runs[0][0]["frames"].shape == (2, 8, 3, 224, 224)
     for a, b in zip(*runs):  # same seed and epoch: the same clips, whichever worker made them

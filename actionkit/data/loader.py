@@ -267,8 +267,14 @@ def worker_processes() -> Iterator[None]:
     every loader :func:`make_loader` made inside are stopped, and so are the fork server and
     multiprocessing's resource tracker when they were started inside and no other process of ours uses
     them (on Linux, where ``/proc`` tells; elsewhere they stay up, idle, for the next block). A library
-    call that iterates loaders (``finetune``) runs inside one."""
+    call that iterates loaders (``finetune``) runs inside one.
+
+    Leaving the outermost block also puts back the SIGCHLD handler that was in place when it was entered:
+    PyTorch installs its own the first time a loader starts workers (to notice a worker's death) and keeps
+    it for the life of the process, where it crashed later native work in the same process (an OpenVINO
+    INT8 export: SIGSEGV)."""
     before = _helper_pids()
+    sigchld = _sigchld_handler() if not _scopes else None
     made: weakref.WeakSet = weakref.WeakSet()
     _scopes.append(made)
     try:
@@ -278,6 +284,26 @@ def worker_processes() -> Iterator[None]:
         for loader in list(made):
             close_loader(loader)
         _stop_helpers(before)
+        if not _scopes:
+            _restore_sigchld_handler(sigchld)
+
+
+def _sigchld_handler() -> Any:
+    """The current SIGCHLD handler (None off the main thread or where there is no SIGCHLD)."""
+    if not hasattr(signal, "SIGCHLD") or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.getsignal(signal.SIGCHLD)
+
+
+def _restore_sigchld_handler(handler: Any) -> None:
+    """Put ``handler`` back as the SIGCHLD handler if PyTorch's replaced it, and tell PyTorch its own is
+    gone, so the next loader with workers installs it again."""
+    if handler is None or _sigchld_handler() in (None, handler):
+        return
+    from torch.utils.data._utils import signal_handling
+
+    signal.signal(signal.SIGCHLD, handler)
+    signal_handling._SIGCHLD_handler_set = False  # PyTorch's flag: "installed"; checked before installing
 
 
 def _helper_pids() -> tuple[int | None, int | None]:
