@@ -110,3 +110,17 @@ def test_wise_ft_refuses_models_with_other_classes(tuned_run: Path, tiny_data: P
     bad = _cli("wise-ft", "--start", str(tuned_run / "start"), "--finetuned", str(tuned_run / "last"), "--data",
                str(tiny_data), "--out", str(tmp_path / "w"), "--alphas", "0,1.5")
     assert bad.returncode == 1 and "must lie in [0, 1]" in bad.stderr
+
+
+def test_wise_ft_without_a_validation_split_is_refused_before_training(tiny_data: Path, k400_dir: Path,  # noqa: F811
+                                                                        tmp_path: Path) -> None:
+    data = tmp_path / "train_only"
+    data.mkdir()
+    rows = [line for line in (tiny_data / "labels.csv").read_text().splitlines() if not line.endswith(",val")]
+    for row in rows[1:]:
+        (data / row.split(",")[0]).symlink_to((tiny_data / row.split(",")[0]).resolve())
+    (data / "labels.csv").write_text("\n".join(rows) + "\n")
+    done = _cli("finetune", "--data", str(data), "--model", str(k400_dir), "--out", str(tmp_path / "run"),
+                "--wise-ft", *TINY)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "--wise-ft chooses α on the validation split" in done.stderr and "epoch 1" not in done.stderr

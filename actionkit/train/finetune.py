@@ -109,7 +109,8 @@ def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunR
             if distributed.is_main():
                 log(finished_line(finished))
                 if config.wise_ft and not (out / f"{WISE_FT_NAME}.json").exists():
-                    _wise_ft(config, log)  # a finished run asked for WiSE-FT afterwards
+                    with worker_processes():
+                        _wise_ft(config, log)  # a finished run asked for WiSE-FT afterwards
             return finished
     device = distributed.device_for_rank(config.device)
     with distributed.process_group(device), worker_processes():
@@ -118,6 +119,9 @@ def finetune(config: FinetuneConfig, log: Callable[[str], None] = print) -> RunR
         encoder = load_pretrained(config.model)
         index = _scan(config.data, encoder)
         say(index.describe())
+        if config.wise_ft and not index.split("val"):
+            raise ActionkitError(f"{config.data.root}: --wise-ft chooses α on the validation split, and the dataset "
+                                 "has none (give it one, e.g. --split-by and --val)")
         report = check_dataset(index, workers=max(1, config.data.workers), progress=distributed.is_main())
         train = report.training_samples("train", strict=config.data.strict)
         val = report.training_samples("val", strict=config.data.strict) if index.split("val") else None

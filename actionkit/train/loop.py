@@ -2,10 +2,11 @@
 
 Before the first epoch of a new run, rank 0 validates the starting model (the pretrained encoder with its
 new classifier) as epoch 0 and writes it to ``start/`` and ``best/``: a later epoch becomes ``best/`` only
-by beating it, so a run whose fine-tuning made the model worse keeps its start. Per epoch: the task starts the epoch (self-distillation refreshes its teacher), the loader replays the
-epoch's seeded order, each batch is normalised on the device, the task returns its named losses, and
-the optimizer steps every ``accumulate`` batches. Then rank 0 validates, writes ``last/`` (and ``best/``)
-as Hub folders, plots, and saves the checkpoint atomically. ``resume=True`` continues from the last
+by beating it, so a run whose fine-tuning made the model worse keeps its start. Per epoch: the task
+starts the epoch (self-distillation refreshes its teacher), the loader replays the epoch's seeded order,
+each batch is normalised on the device, the task returns its named losses, and the optimizer steps every
+``accumulate`` batches. Then rank 0 validates, writes ``last/`` (and ``best/``) as Hub folders, plots,
+and saves the checkpoint atomically. ``resume=True`` continues from the last
 completed epoch with the same weights, optimizer, schedule, teacher and RNG state, so a killed run ends
 where an uninterrupted one would; resuming a finished run changes nothing (:func:`finished_run`).
 """

@@ -21,6 +21,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch.utils.data import DataLoader
 
+from actionkit.data.loader import worker_processes
 from actionkit.devices import resolve_device
 from actionkit.errors import ActionkitError
 from actionkit.files import ensure_writable_folder, write_atomically, write_text_atomically
@@ -84,10 +85,11 @@ def wise_ft(start: str | Path, finetuned: str | Path, data: Path, out: Path, *,
     first, second = load_pretrained(start), load_pretrained(finetuned)
     check_compatible(first, second, str(start), str(finetuned))
     config = second.pretrained_cfg
-    loader, _ = split_loader(data, config.preprocessing, split=split, split_by=split_by, val=val,
-                             classes=config.labels, batch_size=batch_size, workers=workers)
-    return search_alphas(first, second, loader, resolve_device(device), out, out / TABLE_NAME, out / PLOT_NAME,
-                         alphas=alphas, sources=(str(start), str(finetuned)), log=log)
+    with worker_processes():  # the loader's workers end with the search
+        loader, _ = split_loader(data, config.preprocessing, split=split, split_by=split_by, val=val,
+                                 classes=config.labels, batch_size=batch_size, workers=workers)
+        return search_alphas(first, second, loader, resolve_device(device), out, out / TABLE_NAME,
+                             out / PLOT_NAME, alphas=alphas, sources=(str(start), str(finetuned)), log=log)
 
 
 def search_alphas(start: I3D, finetuned: I3D, loader: DataLoader, device: torch.device, folder: Path, table: Path,
