@@ -36,6 +36,7 @@ from actionkit.predict.load_ahead import lower_thread_priority
 from actionkit.predict.onnx_metadata import read_onnx_config
 from actionkit.predict.openvino_runtime import read_openvino_config
 from actionkit.predict.optional_extra import import_extra
+from actionkit.predict.recognizer import Recognizer, VideoResult
 from actionkit.progress import progress_bar
 
 INSTALL_HINT = "Ray is not installed: pip install 'actionkit[serve]'"
@@ -208,29 +209,21 @@ class VideoScorer:
     sharing model batches, and returns each video's ``predict --json`` object as a JSON string."""
 
     def __init__(self, model: str, backend: str, precision: str, top_k: int, batch_size: int, threads: int) -> None:
-        from actionkit.predict.recognizer import Recognizer
-
         torch.set_num_threads(max(1, threads))
         self.recognizer = Recognizer.from_pretrained(model, backend=backend, precision=precision)  # type: ignore[arg-type]
         self.top_k, self.batch_size = top_k, batch_size
-        self.labels = self.recognizer.labels
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
         owners: list[int] = []
         views: list[torch.Tensor] = []
-        results: list[dict[str, Any]] = []
+        results: list[VideoResult] = []
         for i, (video, data, shape, warnings, error) in enumerate(zip(batch["video"], batch["clips"], batch["shape"],
                                                                       batch["warnings"], batch["error"])):
-            result: dict[str, Any] = {"video": str(video), "predictions": []}
-            if json.loads(warnings):
-                result["warnings"] = json.loads(warnings)
-            if error:
-                result["error"] = str(error)
-            else:
+            results.append(VideoResult(str(video), warnings=json.loads(warnings), error=str(error) if error else None))
+            if not error:
                 clips = torch.from_numpy(np.frombuffer(data, dtype=np.uint8).reshape([int(s) for s in shape]).copy())
                 views += list(clips)
                 owners += [i] * len(clips)
-            results.append(result)
         probabilities = [self.recognizer.score_clips(torch.stack(views[start:start + self.batch_size]))
                          for start in range(0, len(views), self.batch_size)]
         if probabilities:
@@ -238,10 +231,8 @@ class VideoScorer:
             for i, result in enumerate(results):
                 mine = table[[k for k, owner in enumerate(owners) if owner == i]]
                 if len(mine):
-                    scores, indices = mine.mean(dim=0).topk(min(self.top_k, mine.shape[1]))
-                    result["predictions"] = [{"label": self.labels[int(j)], "score": float(s)}
-                                             for s, j in zip(scores, indices)]
-        return {"video": [r["video"] for r in results], "result": [json.dumps(r) for r in results]}
+                    result.predictions = self.recognizer.top_predictions(mine, self.top_k)
+        return {"video": [r.video for r in results], "result": [json.dumps(r.to_dict()) for r in results]}
 
 
 def predict_on_ray(sources: Sequence[str | Path], config: RayBatchConfig, progress: bool = True) -> RayBatchReport:

@@ -207,7 +207,7 @@ class Recognizer:
             for (owner, _), p in zip(pending, probs):
                 probabilities[owner].append(p)
                 if len(probabilities[owner]) == expected[owner]:
-                    results[owner].predictions = self._top_k(torch.stack(probabilities.pop(owner)), top_k)
+                    results[owner].predictions = self.top_predictions(torch.stack(probabilities.pop(owner)), top_k)
             pending.clear()
 
         early = self._runs_partial_batches
@@ -346,7 +346,9 @@ class Recognizer:
         x = to_model_input(clips.to(self.device, non_blocking=True), self.config.preprocessing.value_range)
         return torch.softmax(self.backend(x).float(), dim=1).cpu()
 
-    def _top_k(self, clip_probs: torch.Tensor, k: int) -> list[Prediction]:
+    def top_predictions(self, clip_probs: torch.Tensor, k: int) -> list[Prediction]:
+        """A video's ``k`` best classes from the probabilities of its clips (V×classes): the mean over
+        the clips, highest first, as :meth:`predict` reports them."""
         scores, indices = clip_probs.mean(dim=0).topk(min(k, clip_probs.shape[1]))
         labels = self.labels
         return [Prediction(labels[int(i)], float(s)) for s, i in zip(scores, indices)]
