@@ -23,13 +23,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ut_interaction import DEFAULT_UT
+from ut_interaction import DEFAULT_UT, result_name
 from ut_interaction_folds import fold_sizes
 from ut_interaction_paired import format_paired, pair_with_reference
 
 from actionkit.plotting import pyplot
+from actionkit.train.finetune import DataConfig
 
 SCRIPT = Path(__file__).with_name("ut_interaction_paired.py")
+FLOW_SPAN = DataConfig.flow_span  # Rev2Net's flow targets as `actionkit finetune` makes them by default
 SWEEPS = {"self-distill-sd": ("λ", 100.0, [1.0, 10.0, 100.0, 1000.0]),
           "rev2net-x": ("scale", 1.0, [0.1, 1.0, 10.0])}  # prefix -> (name, the paper's value, the grid)
 
@@ -50,7 +52,7 @@ def main() -> None:
             command = [sys.executable, str(SCRIPT), "--model", args.model, "--data", str(args.data),
                        "--out", str(args.out), "--seeds", *map(str, args.seeds), "--parallel", str(args.parallel),
                        "--", "--variants", *cells, "--threads", str(args.threads),
-                       "--flow-cache", str(args.out / "flow-cache")]
+                       "--flow-cache", str(args.out / "flow-cache"), "--flow-span", FLOW_SPAN]
             print(" ".join(command), flush=True)
             subprocess.run(command, check=True)
     summary = summarize(args.out, args.seeds, fold_sizes(args.data))
@@ -73,7 +75,7 @@ def summarize(out: Path, seeds: list[int], sizes: dict[str, int]) -> dict[str, d
     for prefix, (name, paper, grid) in SWEEPS.items():
         cells = {}
         for value in grid:
-            row = paired.get(f"{prefix}{value:g}")
+            row = paired.get(result_name(f"{prefix}{value:g}", 1.0, FLOW_SPAN))
             if row is not None:
                 cells[f"{value:g}"] = {"value": value, "mean_top1": statistics.mean(row["top1_per_seed"].values()),
                                        "complete": len(row["top1_per_seed"]) == len(seeds), **row}
@@ -97,7 +99,7 @@ def choose(cells: list[dict], paper: float) -> float | None:
 def format_sweeps(summary: dict[str, dict]) -> str:
     parts = []
     for prefix, sweep in summary.items():
-        cells = {f"{prefix}{key}": row for key, row in sweep["cells"].items()}
+        cells = {result_name(f"{prefix}{key}", 1.0, FLOW_SPAN): row for key, row in sweep["cells"].items()}
         chosen = "none yet" if sweep["chosen"] is None else f"{sweep['chosen']:g}"
         state = "" if sweep["all_cells_complete"] else " (not every cell has finished)"
         parts.append(f"{sweep['parameter']} sweep, chosen: {chosen}{state}\n\n{format_paired(cells)}")

@@ -124,21 +124,28 @@ def test_folds_run_in_parallel_keep_every_row_and_a_failure_names_its_log(tmp_pa
 def test_the_sweep_rule_picks_the_best_mean_and_breaks_ties_towards_the_papers_value(tmp_path: Path) -> None:
     """The rule declared in docs/ut-interaction.md, on two seeds' results: each cell's mean top-1 over
     the seeds (pooled over the four folds), the best wins, a tie goes to the value nearest the paper's;
-    a cell missing a seed's fold is reported but not chosen."""
+    a cell missing a seed's fold is reported but not chosen. Rev2Net's cells are the runs with the
+    library's default flow targets."""
     from ut_interaction_sweep import choose, summarize
 
     sizes = {"sequence": 24, "sequence-fold1": 24, "sequence-fold2": 24, "sequence-fold3": 24}
     top1 = {"plain": [0.75, 0.75], "self-distill-sd10": [0.875, 0.75], "self-distill-sd100": [0.75, 0.875],
-            "self-distill-sd1000": [0.5, 0.5], "self-distill-sd1": [1.0, 1.0]}
+            "self-distill-sd1000": [0.5, 0.5], "self-distill-sd1": [1.0, 1.0],
+            "rev2net-x0.1-clipflow": [0.875, 0.875], "rev2net-x1-clipflow": [0.75, 0.75],
+            "rev2net-x10-clipflow": [0.5, 0.75], "rev2net-x10": [1.0, 1.0]}  # frame-flow rows are not the recipe's
     for seed in (0, 1):
         rows = {f"{fold}/{cell}": {"top1": values[seed]} for cell, values in top1.items() for fold in sizes}
         if seed == 1:
             del rows["sequence-fold3/self-distill-sd1"]  # unfinished: λ = 1 lacks a fold of seed 1
         (tmp_path / f"seed-{seed}").mkdir()
         (tmp_path / f"seed-{seed}" / "results.json").write_text(json.dumps(rows))
-    sweep = summarize(tmp_path, [0, 1], sizes)["self-distill-sd"]
+    summary = summarize(tmp_path, [0, 1], sizes)
+    sweep = summary["self-distill-sd"]
     assert sweep["cells"]["10"]["mean_top1"] == sweep["cells"]["100"]["mean_top1"] == pytest.approx(0.8125)
     assert not sweep["cells"]["1"]["complete"] and not sweep["all_cells_complete"]
     assert sweep["chosen"] == 100.0  # tied with 10; 100 is the paper's
     assert sweep["cells"]["1000"]["lead_per_seed"] == {"0": pytest.approx(-0.25), "1": pytest.approx(-0.25)}
+    rev2net = summary["rev2net-x"]  # read from the clip-flow runs, as `actionkit finetune --rev2net` trains
+    assert rev2net["cells"]["10"]["mean_top1"] == pytest.approx(0.625) and rev2net["chosen"] == 0.1
+    assert rev2net["all_cells_complete"]
     assert choose([{"value": 1.0, "mean_top1": 0.8}, {"value": 10.0, "mean_top1": 0.9}], paper=1.0) == 10.0
