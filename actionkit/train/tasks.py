@@ -47,7 +47,7 @@ class TaskConfig:
     lambda_flow: float = 0.1
     lambda_im: float = 0.1
     self_distill: bool = False
-    sd_weight: float = 100.0 / 1024  # λ in the paper's units; the mean-over-features λ = 100 of earlier releases
+    sd_weight: float = 10.0        # λ in the paper's units, chosen by the 4-fold λ sweep (docs/ut-interaction.md)
     frobenius_reduction: str = "mean"  # flow, frame and low-level DDP norms: mean | rms | sum over the batch
     sd_reduction: str = "mean"         # self-distillation: mean (paper's units: summed over dims, batch mean) | sum | mse
 
