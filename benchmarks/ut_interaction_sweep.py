@@ -18,11 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+from result_files import cpu_name, result_path
 from ut_interaction import DEFAULT_UT, result_name
 from ut_interaction_folds import fold_sizes
 from ut_interaction_paired import format_paired, pair_with_reference
@@ -45,6 +47,9 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="folds of a seed run at once")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each fold's process")
     parser.add_argument("--summarize", action="store_true", help="only summarise the cells that have finished")
+    parser.add_argument("--record", action="store_true",
+                        help="also write benchmarks/results/ut_interaction_sweep_<machine>_<date>.json and .png, "
+                             "with every fold's row")
     args = parser.parse_args()
     if not args.summarize:
         for prefix, (_, _, grid) in SWEEPS.items():  # the λ sweep first, then Rev2Net's (slower) scale
@@ -59,6 +64,24 @@ def main() -> None:
     (args.out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_sweeps(summary, args.out / "sweep.png")
     print(format_sweeps(summary))
+    if args.record:
+        path = result_path("ut_interaction_sweep")
+        path.write_text(json.dumps(record(args, summary), indent=2, ensure_ascii=False) + "\n")
+        plot_sweeps(summary, path.with_suffix(".png"))
+        print(f"wrote {path} and {path.with_suffix('.png').name}")
+
+
+def record(args: argparse.Namespace, summary: dict[str, dict]) -> dict:
+    """The committed record: the command, the machine, each sweep's summary and every fold's row of every
+    seed (run folders left out: they are local)."""
+    runs = {}
+    for seed in args.seeds:
+        path = args.out / f"seed-{seed}" / "results.json"
+        rows = json.loads(path.read_text()) if path.is_file() else {}
+        runs[str(seed)] = {key: {k: v for k, v in row.items() if k != "run"}
+                           for key, row in sorted(rows.items()) if not key.startswith("_")}
+    return {"command": "python benchmarks/ut_interaction_sweep.py --model models/i3d-kinetics-400 --out runs/sweep",
+            "machine": f"{cpu_name()}, {os.cpu_count()} cores", "sweeps": summary, "runs": runs}
 
 
 def summarize(out: Path, seeds: list[int], sizes: dict[str, int]) -> dict[str, dict]:
@@ -108,7 +131,7 @@ def format_sweeps(summary: dict[str, dict]) -> str:
 
 def plot_sweeps(summary: dict[str, dict], path: Path) -> Path:
     """One panel per sweep: mean top-1 over the seeds against the value (log axis), each seed's top-1
-    as dots, plain fine-tuning's mean as a line, the chosen value marked."""
+    as dots, plain fine-tuning's mean over the seeds as a line, the chosen value marked."""
     plt = pyplot("plotting the sweeps")
     fig, axes = plt.subplots(1, len(summary), figsize=(5.5 * len(summary), 4), squeeze=False)
     for ax, sweep in zip(axes[0], summary.values()):
@@ -118,14 +141,16 @@ def plot_sweeps(summary: dict[str, dict], path: Path) -> Path:
             for c in cells:
                 ax.scatter([c["value"]] * len(c["top1_per_seed"]), [100 * v for v in c["top1_per_seed"].values()],
                            color="tab:blue", alpha=0.4, s=14)
-            plain = statistics.mean(v for c in cells for v in c["reference_top1_per_seed"].values())
+            plain_per_seed = {seed: v for c in cells for seed, v in c["reference_top1_per_seed"].items()}
+            plain = statistics.mean(plain_per_seed.values())
             ax.axhline(100 * plain, color="grey", linestyle=":", label="plain fine-tuning")
         if sweep["chosen"] is not None:
             ax.axvline(sweep["chosen"], color="tab:green", linestyle="--", label=f"chosen {sweep['chosen']:g}")
         ax.set_xscale("log")
         ax.set_xlabel(sweep["parameter"])
         ax.set_ylabel("validation top-1, 96 clips (%)")
-        ax.set_title(f"{sweep['parameter']} sweep (paper: {sweep['paper_value']:g})")
+        unfinished = "" if sweep["all_cells_complete"] else ", not every cell finished"
+        ax.set_title(f"{sweep['parameter']} sweep (paper: {sweep['paper_value']:g}{unfinished})")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

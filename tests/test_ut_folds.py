@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import statistics
@@ -126,7 +127,7 @@ def test_the_sweep_rule_picks_the_best_mean_and_breaks_ties_towards_the_papers_v
     the seeds (pooled over the four folds), the best wins, a tie goes to the value nearest the paper's;
     a cell missing a seed's fold is reported but not chosen. Rev2Net's cells are the runs with the
     library's default flow targets."""
-    from ut_interaction_sweep import choose, summarize
+    from ut_interaction_sweep import choose, record, summarize
 
     sizes = {"sequence": 24, "sequence-fold1": 24, "sequence-fold2": 24, "sequence-fold3": 24}
     top1 = {"plain": [0.75, 0.75], "self-distill-sd10": [0.875, 0.75], "self-distill-sd100": [0.75, 0.875],
@@ -134,7 +135,7 @@ def test_the_sweep_rule_picks_the_best_mean_and_breaks_ties_towards_the_papers_v
             "rev2net-x0.1-clipflow": [0.875, 0.875], "rev2net-x1-clipflow": [0.75, 0.75],
             "rev2net-x10-clipflow": [0.5, 0.75], "rev2net-x10": [1.0, 1.0]}  # frame-flow rows are not the recipe's
     for seed in (0, 1):
-        rows = {f"{fold}/{cell}": {"top1": values[seed]} for cell, values in top1.items() for fold in sizes}
+        rows = {f"{fold}/{cell}": {"top1": values[seed], "run": "runs/x"} for cell, values in top1.items() for fold in sizes}
         if seed == 1:
             del rows["sequence-fold3/self-distill-sd1"]  # unfinished: λ = 1 lacks a fold of seed 1
         (tmp_path / f"seed-{seed}").mkdir()
@@ -148,4 +149,7 @@ def test_the_sweep_rule_picks_the_best_mean_and_breaks_ties_towards_the_papers_v
     rev2net = summary["rev2net-x"]  # read from the clip-flow runs, as `actionkit finetune --rev2net` trains
     assert rev2net["cells"]["10"]["mean_top1"] == pytest.approx(0.625) and rev2net["chosen"] == 0.1
     assert rev2net["all_cells_complete"]
+    recorded = record(argparse.Namespace(out=tmp_path, seeds=[0, 1]), summary)  # the committed file
+    assert recorded["sweeps"] == summary and recorded["runs"]["0"]["sequence/plain"] == {"top1": 0.75}
+    assert len(recorded["runs"]["1"]) == len(top1) * len(sizes) - 1
     assert choose([{"value": 1.0, "mean_top1": 0.8}, {"value": 10.0, "mean_top1": 0.9}], paper=1.0) == 10.0
