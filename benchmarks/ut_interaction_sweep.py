@@ -80,7 +80,8 @@ def record(args: argparse.Namespace, summary: dict[str, dict]) -> dict:
         rows = json.loads(path.read_text()) if path.is_file() else {}
         runs[str(seed)] = {key: {k: v for k, v in row.items() if k != "run"}
                            for key, row in sorted(rows.items()) if not key.startswith("_")}
-    return {"command": "python benchmarks/ut_interaction_sweep.py --model models/i3d-kinetics-400 --out runs/sweep",
+    command = f"python benchmarks/ut_interaction_sweep.py --model {getattr(args, 'model', 'K400')} --out {args.out}"
+    return {"command": command,
             "machine": f"{cpu_name()}, {os.cpu_count()} cores", "sweeps": summary, "runs": runs}
 
 
