@@ -36,7 +36,8 @@ _BATCH_REDUCTIONS = ("mean", "sum")
 
 @dataclass
 class TaskConfig:
-    """Which objectives, and their weights (defaults: the papers' values)."""
+    """Which objectives, and their weights. Defaults: Rev2Net's paper's α, β, λflow and λim; λ of
+    self-distillation in its paper's units at the value the 4-fold sweep chose (docs/ut-interaction.md)."""
 
     rev2net: bool = False
     flow_decoder: bool = True      # ablation switches (only meaningful with rev2net)
