@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.summarize:
         for prefix, (_, _, grid) in SWEEPS.items():  # the λ sweep first, then Rev2Net's (slower) scale
-            cells = ["plain", *(f"{prefix}{value:g}" for value in grid)]
+            cells = ["plain", *(variant(prefix, value) for value in grid)]
             command = [sys.executable, str(SCRIPT), "--model", args.model, "--data", str(args.data),
                        "--out", str(args.out), "--seeds", *map(str, args.seeds), "--parallel", str(args.parallel),
                        "--", "--variants", *cells, "--threads", str(args.threads),
@@ -69,6 +69,16 @@ def main() -> None:
         path.write_text(json.dumps(record(args, summary), indent=2, ensure_ascii=False) + "\n")
         plot_sweeps(summary, path.with_suffix(".png"))
         print(f"wrote {path} and {path.with_suffix('.png').name}")
+
+
+def variant(prefix: str, value: float) -> str:
+    """The cell's variant name for ``ut_interaction.py --variants``, e.g. ``self-distill-sd10``."""
+    return f"{prefix}{value:g}"
+
+
+def row_name(prefix: str, value: float) -> str:
+    """The name of the cell's rows in the results: its variant, with Rev2Net's flow-target suffix."""
+    return result_name(variant(prefix, value), 1.0, FLOW_SPAN)
 
 
 def record(args: argparse.Namespace, summary: dict[str, dict]) -> dict:
@@ -99,7 +109,7 @@ def summarize(out: Path, seeds: list[int], sizes: dict[str, int]) -> dict[str, d
     for prefix, (name, paper, grid) in SWEEPS.items():
         cells = {}
         for value in grid:
-            row = paired.get(result_name(f"{prefix}{value:g}", 1.0, FLOW_SPAN))
+            row = paired.get(row_name(prefix, value))
             if row is not None:
                 cells[f"{value:g}"] = {"value": value, "mean_top1": statistics.mean(row["top1_per_seed"].values()),
                                        "complete": len(row["top1_per_seed"]) == len(seeds), **row}
@@ -123,7 +133,7 @@ def choose(cells: list[dict], paper: float) -> float | None:
 def format_sweeps(summary: dict[str, dict]) -> str:
     parts = []
     for prefix, sweep in summary.items():
-        cells = {result_name(f"{prefix}{key}", 1.0, FLOW_SPAN): row for key, row in sweep["cells"].items()}
+        cells = {row_name(prefix, row["value"]): row for row in sweep["cells"].values()}
         chosen = "none yet" if sweep["chosen"] is None else f"{sweep['chosen']:g}"
         state = "" if sweep["all_cells_complete"] else " (not every cell has finished)"
         parts.append(f"{sweep['parameter']} sweep, chosen: {chosen}{state}\n\n{format_paired(cells)}")
